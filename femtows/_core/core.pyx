@@ -1,0 +1,1430 @@
+# cython: language_level=3
+"""The femtows hot path: frame parser, frame builder, WSFrame, WSListener, WSTransport and the
+asyncio protocol that drives them.
+
+Theory of operation
+-------------------
+One asyncio ``BufferedProtocol`` (``WSProtocol``) owns one growable read buffer. The event loop
+reads straight into its free tail (``get_buffer``), then ``buffer_updated`` parses every complete
+frame *in place*: the header is decoded, the payload is unmasked where it lies, and the one
+``WSFrame`` object of the connection is pointed at it and handed to ``WSListener.on_ws_frame``.
+No Python object is created per frame; payload bytes are copied only if the user asks
+(``get_payload_as_bytes`` and friends).
+
+Sending builds the header (and, on the client, the masked payload) in one reusable write buffer
+and issues a single ``sendmsg()`` on the socket when the transport has nothing queued; whatever
+the kernel does not take is handed to the asyncio transport as an immutable copy.
+
+The protocol rules of RFC 6455 are enforced here, strictly, before the listener sees anything:
+see ``_check_header`` (per header) and ``_check_frame`` (per complete frame). A violation fails
+the connection: CLOSE with the right code, no further frame reaches the listener, the TCP
+connection is closed once the peer answers (or ``close_timeout`` expires).
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memmove
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from http import HTTPStatus as _HTTPStatus
+
+from femtows import handshake as _handshake
+from femtows.errors import WSInvalidMessageError, WSProtocolError
+
+cdef extern from "Python.h":
+    unsigned long PyThread_get_thread_ident()
+    object PyMemoryView_FromMemory(char *mem, Py_ssize_t size, int flags)
+    const char *PyUnicode_AsUTF8AndSize(object unicode, Py_ssize_t *size) except NULL
+    bint PyBytes_CheckExact(object o)
+    bint PyUnicode_CheckExact(object o)
+    bint PyByteArray_CheckExact(object o)
+    int PyBUF_READ
+
+cdef extern from *:
+    """
+    #include <string.h>
+    #include <sys/types.h>
+    #include <sys/socket.h>
+    #include <sys/uio.h>
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0
+    #endif
+    #ifndef _GNU_SOURCE
+    void *memmem(const void *, size_t, const void *, size_t);
+    #endif
+    static inline ssize_t femtows_sendv(int fd, const char *a, size_t alen,
+                                        const char *b, size_t blen) {
+        struct iovec iov[2];
+        struct msghdr msg;
+        memset(&msg, 0, sizeof(msg));
+        iov[0].iov_base = (void *)a; iov[0].iov_len = alen;
+        iov[1].iov_base = (void *)b; iov[1].iov_len = blen;
+        msg.msg_iov = iov;
+        msg.msg_iovlen = blen ? 2 : 1;
+        return sendmsg(fd, &msg, MSG_NOSIGNAL);
+    }
+    static inline uint16_t femtows_load_be16(const char *p) {
+        const unsigned char *u = (const unsigned char *)p;
+        return (uint16_t)((u[0] << 8) | u[1]);
+    }
+    static inline uint64_t femtows_load_be64(const char *p) {
+        const unsigned char *u = (const unsigned char *)p;
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++) v = (v << 8) | u[i];
+        return v;
+    }
+    static inline uint32_t femtows_load_u32(const char *p) {
+        uint32_t v; memcpy(&v, p, 4); return v;
+    }
+    static inline void femtows_store_u32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+    """
+    ssize_t femtows_sendv(int fd, const char *a, size_t alen, const char *b, size_t blen) nogil
+    uint16_t femtows_load_be16(const char *p) nogil
+    uint64_t femtows_load_be64(const char *p) nogil
+    uint32_t femtows_load_u32(const char *p) nogil
+    void femtows_store_u32(char *p, uint32_t v) nogil
+    void *memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) nogil
+
+
+FEMTOWS_DEBUG_LL = 9
+
+# Bytes kept free after the data in the read buffer, so that users' SIMD code may read a little
+# past a payload's end without faulting (WSFrame.payload_ptr).
+DEF READ_SLACK = 64
+DEF MIN_READ_BUFFER = 2048
+DEF MAX_CONTROL_PAYLOAD = 125
+DEF MASK_POOL_SIZE = 4096
+
+cdef object _WSCloseCode = WSCloseCode
+cdef object _WSMsgType = WSMsgType
+cdef object _monotonic = time.monotonic
+cdef object _urandom = os.urandom
+
+# Header validation results: 0 is OK, anything else is the close code to fail with.
+cdef enum ParseResult:
+    NEED_MORE = -1
+    HEADER_OK = 0
+
+
+cdef inline bint _is_sendable_close_code(int code) noexcept nogil:
+    """RFC 6455 §7.4: the codes an endpoint may put on the wire."""
+    return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+cdef object _close_code_to_py(int code):
+    try:
+        return _WSCloseCode(code)
+    except ValueError:
+        return code
+
+
+# ------------------------------------------------------------------------------------------------
+# Close bookkeeping
+
+cdef class WSCloseInfo:
+    """One CLOSE frame: its code (``WSCloseCode``, or an int for 3000-4999) and reason."""
+
+    def __init__(self, code, str reason=""):
+        self.code = code
+        self.reason = reason
+
+    def __repr__(self):
+        return f"WSCloseInfo(code={self.code!r}, reason={self.reason!r})"
+
+
+cdef class WSCloseHandshake:
+    """What was received and sent during the closing handshake, and in which order."""
+
+    def __repr__(self):
+        return (f"WSCloseHandshake(recv={self.recv!r}, sent={self.sent!r}, "
+                f"recv_then_sent={self.recv_then_sent})")
+
+
+# ------------------------------------------------------------------------------------------------
+# WSFrame
+
+@cython.no_gc
+@cython.final
+cdef class WSFrame:
+    """One received frame, pointing into the connection's read buffer.
+
+    .. DANGER::
+       A WSFrame is only valid inside ``WSListener.on_ws_frame``. femtows reuses the same object
+       for the next frame and the bytes it points to are overwritten; keep a copy
+       (``get_payload_as_bytes()``) if you need the payload later.
+    """
+
+    def __str__(self):
+        return (f"WSFrame({_WSMsgType(self.msg_type).name}, fin={self.fin}, rsv1={self.rsv1}, "
+                f"rsv2={self.rsv2}, rsv3={self.rsv3}, payload_size={self.payload_size}, "
+                f"last_in_buffer={self.last_in_buffer}, tail_size={self.tail_size})")
+
+    def __repr__(self):
+        return self.__str__()
+
+    cpdef bytes get_payload_as_bytes(self):
+        """Copy the payload into a new ``bytes``."""
+        return PyBytes_FromStringAndSize(self.payload_ptr, <Py_ssize_t>self.payload_size)
+
+    cpdef str get_payload_as_utf8_text(self):
+        """Decode the payload as UTF-8 (a copy). Raises UnicodeDecodeError if it is not."""
+        return PyUnicode_DecodeUTF8(self.payload_ptr, <Py_ssize_t>self.payload_size, NULL)
+
+    cpdef str get_payload_as_ascii_text(self):
+        """Decode the payload as ASCII (a copy). Raises UnicodeDecodeError if it is not."""
+        return PyUnicode_DecodeASCII(self.payload_ptr, <Py_ssize_t>self.payload_size, NULL)
+
+    cpdef object get_payload_as_memoryview(self):
+        """A read-only, zero-copy view of the payload.
+
+        .. DANGER:: the view is invalid once ``on_ws_frame`` returns.
+        """
+        return PyMemoryView_FromMemory(self.payload_ptr, <Py_ssize_t>self.payload_size,
+                                       PyBUF_READ)
+
+    cpdef object get_close_code(self):
+        """The code of a CLOSE frame; ``WSCloseCode.NO_INFO`` when the payload has none."""
+        if self.msg_type != WSMsgType.CLOSE:
+            raise ValueError(f"get_close_code() called on a {_WSMsgType(self.msg_type).name} frame")
+        if self.payload_size < 2:
+            return _WSCloseCode(0)
+        return _close_code_to_py(femtows_load_be16(self.payload_ptr))
+
+    cpdef object get_close_message(self):
+        """The reason bytes of a CLOSE frame, or None when it carries none."""
+        if self.msg_type != WSMsgType.CLOSE:
+            raise ValueError(
+                f"get_close_message() called on a {_WSMsgType(self.msg_type).name} frame")
+        if self.payload_size <= 2:
+            return None
+        return PyBytes_FromStringAndSize(self.payload_ptr + 2, <Py_ssize_t>self.payload_size - 2)
+
+    cpdef object get_close_reason(self):
+        """The reason of a CLOSE frame decoded as UTF-8, or None when it carries none."""
+        if self.msg_type != WSMsgType.CLOSE:
+            raise ValueError(
+                f"get_close_reason() called on a {_WSMsgType(self.msg_type).name} frame")
+        if self.payload_size <= 2:
+            return None
+        return PyUnicode_DecodeUTF8(self.payload_ptr + 2, <Py_ssize_t>self.payload_size - 2,
+                                    NULL)
+
+
+def _make_test_ws_frame(msg_type, payload=b"", bint fin=True, bint rsv1=False):
+    """Build a standalone WSFrame over a private copy of ``payload`` (for users' unit tests)."""
+    cdef WSFrame frame = WSFrame.__new__(WSFrame)
+    cdef bytes data = bytes(payload)
+    frame.msg_type = msg_type
+    frame.fin = fin
+    frame.rsv1 = rsv1
+    frame.payload_ptr = PyBytes_AS_STRING(data)
+    frame.payload_size = PyBytes_GET_SIZE(data)
+    frame.last_in_buffer = True
+    frame._payload_owner = data
+    return frame
+
+
+# ------------------------------------------------------------------------------------------------
+# WSListener
+
+class _DefaultBackpressureHandler(Exception):
+    """Raised by the default pause_writing/resume_writing so the protocol can warn once."""
+
+
+cdef class WSListener:
+    """Base class for connection handlers. Subclass it and override the ``on_ws_*`` callbacks.
+
+    All callbacks are plain (non-async) methods called from the event loop as data arrives.
+    Subclasses written in Cython (``cdef class``) are called through the C vtable.
+    """
+
+    cpdef on_ws_connected(self, WSTransport transport):
+        """The upgrade completed; ``transport`` is ready to send."""
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        """A frame arrived. ``frame`` is valid only until this method returns."""
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        """The TCP connection is closed; nothing can be sent any more."""
+
+    cpdef send_user_specific_ping(self, WSTransport transport):
+        """Send the ping used by ``measure_roundtrip_time`` (and auto-ping). Default: PING."""
+        transport.send_ping()
+
+    cpdef bint is_user_specific_pong(self, WSFrame frame) except -1:
+        """Whether ``frame`` answers ``send_user_specific_ping``. Default: it is a PONG."""
+        return frame.msg_type == WSMsgType.PONG
+
+    cpdef pause_writing(self):
+        """The transport's write buffer went over its high watermark: stop producing."""
+        raise _DefaultBackpressureHandler()
+
+    cpdef resume_writing(self):
+        """The transport's write buffer drained below its low watermark: produce again."""
+        raise _DefaultBackpressureHandler()
+
+
+# ------------------------------------------------------------------------------------------------
+# WSTransport
+
+cdef class WSTransport:
+    """The sending side of one WebSocket connection, handed to every WSListener callback.
+
+    Every method must be called from the thread that runs the connection's event loop.
+    """
+
+    def __cinit__(self):
+        self._fd = -1
+        self._wbuf = NULL
+        self._wbuf_cap = 0
+        self._close_timer = None
+
+    def __dealloc__(self):
+        if self._wbuf != NULL:
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("WSTransport is created by femtows, not by users")
+
+    @property
+    def is_disconnected(self):
+        """True once the underlying connection is closed."""
+        return self._disconnected
+
+    def __repr__(self):
+        side = "client" if self.is_client_side else "server"
+        return f"<WSTransport {side} disconnected={self._disconnected}>"
+
+    cdef int _check_thread(self, str method) except -1:
+        if PyThread_get_thread_ident() != self._thread_id:
+            raise RuntimeError(
+                f"WSTransport.{method} called from a wrong thread; a transport belongs to the "
+                f"thread of its event loop (use loop.call_soon_threadsafe)")
+        return 0
+
+    # -- write buffer and masking keys --------------------------------------------------------
+
+    cdef int _reserve_wbuf(self, size_t size) except -1:
+        cdef size_t cap
+        cdef char *p
+        if size <= self._wbuf_cap:
+            return 0
+        cap = max(size + 256, self._wbuf_cap * 2)
+        p = <char *>PyMem_Realloc(self._wbuf, cap)
+        if p == NULL:
+            raise MemoryError()
+        self._wbuf = p
+        self._wbuf_cap = cap
+        return 0
+
+    cdef uint32_t _next_mask_key(self) except? 0:
+        # RFC 6455 §5.3: keys must be unpredictable, so they come from the OS CSPRNG, drawn
+        # 1024 keys at a time to keep the per-frame cost at a memcpy.
+        cdef uint32_t key
+        if self._mask_pool is None or self._mask_pool_pos + 4 > MASK_POOL_SIZE:
+            self._mask_pool = _urandom(MASK_POOL_SIZE)
+            self._mask_pool_pos = 0
+        key = femtows_load_u32(PyBytes_AS_STRING(self._mask_pool) + self._mask_pool_pos)
+        self._mask_pool_pos += 4
+        return key
+
+    # -- the send path ------------------------------------------------------------------------
+
+    cdef int _write(self, const char *head, size_t head_len, const char *body,
+                    size_t body_len) except -1:
+        """Put head+body on the wire: one sendmsg() when nothing is queued, else the transport."""
+        cdef ssize_t sent = 0
+        cdef size_t total = head_len + body_len
+        cdef bytes rest
+        cdef char *dst
+        if self._disconnect_called or self._disconnected:
+            if self._debug:
+                self._logger.log(FEMTOWS_DEBUG_LL, "send after disconnect ignored")
+            return 0
+        if self._fd >= 0 and self.underlying_transport.get_write_buffer_size() == 0:
+            with nogil:
+                sent = femtows_sendv(self._fd, head, head_len, body, body_len)
+            if <size_t>sent == total:
+                return 0
+            if sent < 0:
+                # EAGAIN: the kernel buffer is full; anything else (EPIPE, ECONNRESET) is
+                # reported by the transport itself when it retries the write below.
+                sent = 0
+        # The transport may keep a reference to what it is given, so it gets an immutable copy
+        # of what the kernel did not take.
+        rest = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(total - <size_t>sent))
+        dst = PyBytes_AS_STRING(rest)
+        if <size_t>sent < head_len:
+            memcpy(dst, head + sent, head_len - sent)
+            if body_len:
+                memcpy(dst + head_len - sent, body, body_len)
+        else:
+            memcpy(dst, body + (sent - head_len), total - sent)
+        self.underlying_transport.write(rest)
+        return 0
+
+    cdef int _send_frame(self, uint8_t first_byte, const char *ptr, size_t size) except -1:
+        cdef char *h
+        cdef size_t hlen
+        cdef uint32_t key
+        cdef int i
+        cdef uint8_t mask_bit = 0x80 if self.is_client_side else 0
+        if self.is_client_side:
+            # Header and masked payload go into the write buffer in one pass.
+            self._reserve_wbuf(14 + size)
+        else:
+            self._reserve_wbuf(14)
+        h = self._wbuf
+        h[0] = <char>first_byte
+        if size < 126:
+            h[1] = <char>(mask_bit | size)
+            hlen = 2
+        elif size <= 0xFFFF:
+            h[1] = <char>(mask_bit | 126)
+            h[2] = <char>(size >> 8)
+            h[3] = <char>(size & 0xFF)
+            hlen = 4
+        else:
+            h[1] = <char>(mask_bit | 127)
+            for i in range(8):
+                h[2 + i] = <char>((size >> (56 - 8 * i)) & 0xFF)
+            hlen = 10
+        if self.is_client_side:
+            key = self._next_mask_key()
+            femtows_store_u32(h + hlen, key)
+            hlen += 4
+            if size:
+                femtows_mask_copy(<unsigned char *>h + hlen, <const unsigned char *>ptr, size,
+                                  key)
+            return self._write(h, hlen + size, NULL, 0)
+        return self._write(h, hlen, ptr, size)
+
+    cpdef send(self, WSMsgType msg_type, message, bint fin=True, bint rsv1=False,
+               bint rsv2=False, bint rsv3=False):
+        """Send one frame.
+
+        Args:
+            msg_type: the opcode. CONTINUATION/TEXT/BINARY for data; PING/PONG/CLOSE control
+                frames must be at most 125 bytes and final.
+            message: str (sent as UTF-8), bytes, bytearray, memoryview, any object with the
+                buffer protocol, or None for an empty payload. It is not retained.
+            fin: False for every frame of a fragmented message but the last.
+            rsv1, rsv2, rsv3: reserved bits, for extensions.
+
+        Sends after ``send_close()`` are ignored (logged at debug level).
+        """
+        cdef const char *ptr = NULL
+        cdef Py_ssize_t size = 0
+        cdef Py_buffer view
+        cdef bint have_view = False
+        cdef uint8_t first_byte
+        self._check_thread("send")
+        if self.is_close_frame_sent:
+            if self._debug:
+                self._logger.log(FEMTOWS_DEBUG_LL, "send() after send_close() ignored")
+            return
+        if message is None:
+            pass
+        elif PyBytes_CheckExact(message):
+            ptr = PyBytes_AS_STRING(message)
+            size = PyBytes_GET_SIZE(message)
+        elif PyUnicode_CheckExact(message):
+            ptr = PyUnicode_AsUTF8AndSize(message, &size)
+        else:
+            PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+            have_view = True
+            ptr = <const char *>view.buf
+            size = view.len
+        try:
+            if msg_type >= 8:
+                if size > MAX_CONTROL_PAYLOAD:
+                    raise ValueError(
+                        f"control frame payload is {size} bytes; RFC 6455 allows at most 125")
+                if not fin:
+                    raise ValueError("control frames cannot be fragmented (fin=False)")
+                if msg_type == WSMsgType.CLOSE:
+                    self._send_close_raw(ptr, size)
+                    return
+            first_byte = ((0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
+                          | (0x10 if rsv3 else 0) | <uint8_t>msg_type)
+            self._send_frame(first_byte, ptr, <size_t>size)
+        finally:
+            if have_view:
+                PyBuffer_Release(&view)
+
+    cdef send_reuse_external_buffer(self, WSMsgType msg_type, char *msg_ptr, size_t msg_size,
+                                    bint fin=True, bint rsv1=False, bint rsv2=False,
+                                    bint rsv3=False):
+        """Cython only: send msg_ptr[0:msg_size] writing the header into the 14 bytes before it.
+
+        .. DANGER:: on the client side the payload is masked in place: the caller's bytes are
+           overwritten with the masked bytes.
+        """
+        cdef size_t hlen
+        cdef char *h
+        cdef uint32_t key
+        cdef int i
+        cdef uint8_t mask_bit = 0x80 if self.is_client_side else 0
+        self._check_thread("send_reuse_external_buffer")
+        if msg_type == WSMsgType.CLOSE:
+            raise ValueError("use send_close() to send CLOSE")
+        if msg_type >= 8 and (msg_size > MAX_CONTROL_PAYLOAD or not fin):
+            raise ValueError("control frames must be final and at most 125 bytes")
+        if self.is_close_frame_sent:
+            return
+        hlen = 2 if msg_size < 126 else (4 if msg_size <= 0xFFFF else 10)
+        if self.is_client_side:
+            hlen += 4
+        h = msg_ptr - hlen
+        h[0] = <char>((0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
+                      | (0x10 if rsv3 else 0) | <uint8_t>msg_type)
+        if msg_size < 126:
+            h[1] = <char>(mask_bit | msg_size)
+        elif msg_size <= 0xFFFF:
+            h[1] = <char>(mask_bit | 126)
+            h[2] = <char>(msg_size >> 8)
+            h[3] = <char>(msg_size & 0xFF)
+        else:
+            h[1] = <char>(mask_bit | 127)
+            for i in range(8):
+                h[2 + i] = <char>((msg_size >> (56 - 8 * i)) & 0xFF)
+        if self.is_client_side:
+            key = self._next_mask_key()
+            femtows_store_u32(msg_ptr - 4, key)
+            femtows_mask_inplace(<unsigned char *>msg_ptr, msg_size, key)
+        self._write(h, hlen + msg_size, NULL, 0)
+
+    cpdef send_reuse_external_bytearray(self, WSMsgType msg_type, bytearray buffer,
+                                        Py_ssize_t msg_offset, bint fin=True, bint rsv1=False,
+                                        bint rsv2=False, bint rsv3=False):
+        """Send ``buffer[msg_offset:]`` without copying it, writing the frame header into the
+        ``msg_offset`` (>= 14) bytes in front of the message.
+
+        .. DANGER:: on the client side the message is masked in place: after the call
+           ``buffer[msg_offset:]`` holds the masked bytes, not your message.
+        """
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(buffer)
+        if msg_type == WSMsgType.CLOSE:
+            raise ValueError("use send_close() to send CLOSE")
+        if msg_offset < 14:
+            raise ValueError(f"msg_offset must be >= 14 (room for the header), got {msg_offset}")
+        if msg_offset > size:
+            raise ValueError(f"msg_offset {msg_offset} is past the end of the buffer ({size})")
+        self.send_reuse_external_buffer(msg_type, PyByteArray_AS_STRING(buffer) + msg_offset,
+                                        <size_t>(size - msg_offset), fin, rsv1, rsv2, rsv3)
+
+    cpdef send_ping(self, message=None):
+        """Send a PING (payload at most 125 bytes)."""
+        self._check_thread("send_ping")
+        self.send(WSMsgType.PING, message)
+
+    cpdef send_pong(self, message=None):
+        """Send a PONG (payload at most 125 bytes)."""
+        self._check_thread("send_pong")
+        self.send(WSMsgType.PONG, message)
+
+    cpdef send_close(self, close_code=WSCloseCode.NO_INFO, close_message=None):
+        """Start (or answer) the closing handshake. Only the first call sends anything.
+
+        Args:
+            close_code: NO_INFO sends an empty CLOSE payload; otherwise a code that RFC 6455
+                allows on the wire (1000-1003, 1007-1014, 3000-4999), else ValueError.
+            close_message: str or bytes reason, at most 123 bytes of UTF-8, else ValueError.
+        """
+        cdef int code
+        cdef bytes reason
+        self._check_thread("send_close")
+        if self.is_close_frame_sent:
+            return
+        code = int(close_code)
+        if close_message is None:
+            reason = b""
+        elif isinstance(close_message, str):
+            reason = close_message.encode("utf-8")
+        else:
+            reason = bytes(close_message)
+        if code == 0:
+            if reason:
+                raise ValueError("a close reason needs a close code (close_code is NO_INFO)")
+        elif not _is_sendable_close_code(code):
+            raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+        if len(reason) > 123:
+            raise ValueError(f"close reason is {len(reason)} bytes; at most 123 fit in a frame")
+        self._send_close_payload(code, reason)
+
+    cdef int _send_close_raw(self, const char *ptr, Py_ssize_t size) except -1:
+        # send(WSMsgType.CLOSE, payload): validate like send_close, then go through its state.
+        cdef int code = 0
+        cdef bytes reason = b""
+        if size == 1:
+            raise ValueError("a CLOSE payload is empty or at least 2 bytes (code + reason)")
+        if size >= 2:
+            code = femtows_load_be16(ptr)
+            reason = PyBytes_FromStringAndSize(ptr + 2, size - 2)
+            if not _is_sendable_close_code(code):
+                raise ValueError(f"close code {code} may not be sent (RFC 6455 §7.4)")
+            if femtows_utf8_validate(FEMTOWS_UTF8_ACCEPT, <const unsigned char *>ptr + 2,
+                                     size - 2) != FEMTOWS_UTF8_ACCEPT:
+                raise ValueError("close reason must be UTF-8")
+        self._send_close_payload(code, reason)
+        return 0
+
+    cdef int _send_close_payload(self, int code, bytes reason) except -1:
+        cdef bytes payload
+        cdef WSCloseHandshake hs
+        if code == 0:
+            payload = b""
+        else:
+            payload = bytes(((code >> 8) & 0xFF, code & 0xFF)) + reason
+        self._send_frame(0x88, PyBytes_AS_STRING(payload), <size_t>PyBytes_GET_SIZE(payload))
+        self.is_close_frame_sent = True
+        hs = self.close_handshake
+        if hs is None:
+            hs = WSCloseHandshake.__new__(WSCloseHandshake)
+            self.close_handshake = hs
+        hs.sent = WSCloseInfo(_close_code_to_py(code), reason.decode("utf-8", "replace"))
+        hs.recv_then_sent = hs.recv is not None
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "CLOSE sent: code=%d reason=%r", code, reason)
+        self._arm_close_timer()
+        return 0
+
+    cdef int _arm_close_timer(self) except -1:
+        # A peer that never completes the closing handshake must not keep us open forever.
+        if self._close_timer is None and not self._disconnected and self._close_timeout > 0:
+            self._close_timer = self._loop.call_later(self._close_timeout, self._on_close_timeout)
+        return 0
+
+    def _on_close_timeout(self):
+        self._close_timer = None
+        if not self._disconnected:
+            self._logger.info("closing handshake not completed within %.3gs, aborting",
+                              self._close_timeout)
+            self.disconnect(False)
+
+    cpdef disconnect(self, bint graceful=True):
+        """Close the TCP connection: gracefully (flush what is queued) or abort. Idempotent.
+
+        Does not send CLOSE; call ``send_close()`` first for a clean closing handshake.
+        """
+        self._check_thread("disconnect")
+        if self._disconnected:
+            return
+        if self._disconnect_called and graceful:
+            return
+        self._disconnect_called = True
+        if graceful:
+            self.underlying_transport.close()
+        else:
+            self.underlying_transport.abort()
+
+    async def wait_disconnected(self):
+        """Wait until the connection is closed. Safe to await many times and to cancel.
+
+        On the client side, re-raises the first exception raised by a listener callback (or the
+        WSProtocolError of a protocol violation the peer committed).
+        """
+        await asyncio.shield(self.disconnected_future)
+        if self._exception is not None:
+            raise self._exception
+
+    cdef int _store_exception(self, object exc) except -1:
+        if self.is_client_side and self._exception is None:
+            self._exception = exc
+        return 0
+
+    cpdef notify_user_specific_pong_received(self):
+        """Tell femtows that the pong for ``send_user_specific_ping`` arrived (for pongs that
+        can only be recognised after parsing, in ``on_ws_frame``)."""
+        self._check_thread("notify_user_specific_pong_received")
+        fut = self.pong_received_at_future
+        if fut is not None:
+            self.pong_received_at_future = None
+            if not fut.done():
+                fut.set_result(_monotonic())
+
+    async def measure_roundtrip_time(self, int rounds):
+        """Send ``rounds`` user-specific pings one after another and return each round trip in
+        seconds. Uses ``WSListener.send_user_specific_ping`` / ``is_user_specific_pong``."""
+        self._check_thread("measure_roundtrip_time")
+        if rounds < 1:
+            raise ValueError("rounds must be >= 1")
+        results = []
+        for _ in range(rounds):
+            if self._disconnected:
+                raise ConnectionResetError("WebSocket disconnected during measure_roundtrip_time")
+            fut = self._loop.create_future()
+            self.pong_received_at_future = fut
+            started = _monotonic()
+            self.listener_proxy.send_user_specific_ping(self)
+            received = await fut
+            results.append(received - started)
+        return results
+
+
+# ------------------------------------------------------------------------------------------------
+# The read buffer view handed to the event loop
+
+@cython.final
+cdef class _ReadView:
+    """The free tail of the read buffer, exposed through the buffer protocol.
+
+    One instance per connection is returned by every get_buffer() call, so reading allocates
+    no Python object.
+    """
+    cdef char *ptr
+    cdef Py_ssize_t size
+
+    def __getbuffer__(self, Py_buffer *buffer, int flags):
+        PyBuffer_FillInfo(buffer, self, self.ptr, self.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer *buffer):
+        pass
+
+    def __len__(self):
+        return self.size
+
+    # asyncio's TLS and fallback paths (sslproto, protocols._feed_data_to_buffered_proto)
+    # slice the buffer; they get memoryviews, plain TCP reads never come here.
+    def __getitem__(self, key):
+        return memoryview(self)[key]
+
+    def __setitem__(self, key, value):
+        memoryview(self)[key] = value
+
+
+# ------------------------------------------------------------------------------------------------
+# The protocol
+
+cdef enum ProtoState:
+    HANDSHAKE = 0
+    OPEN = 1           # frames flow
+    CLOSE_RECEIVED = 2 # the peer's CLOSE was delivered: nothing after it is
+    FAILED = 3         # we failed the connection: only the peer's CLOSE is looked for
+    DISCONNECTED = 4
+
+
+cdef struct FrameHeader:
+    uint8_t b0
+    uint8_t opcode
+    bint fin
+    bint masked
+    size_t header_len
+    uint64_t payload_len
+
+
+cdef inline int _parse_header(const char *p, size_t avail, FrameHeader *h) noexcept nogil:
+    """Decode a frame header: 0 when decoded, NEED_MORE, or 1002 for a non-minimal length."""
+    cdef uint8_t b1
+    cdef uint64_t n
+    if avail < 2:
+        return NEED_MORE
+    h.b0 = <uint8_t>p[0]
+    b1 = <uint8_t>p[1]
+    h.opcode = h.b0 & 0x0F
+    h.fin = (h.b0 & 0x80) != 0
+    h.masked = (b1 & 0x80) != 0
+    n = b1 & 0x7F
+    h.header_len = 2
+    if n == 126:
+        if avail < 4:
+            return NEED_MORE
+        n = femtows_load_be16(p + 2)
+        h.header_len = 4
+        if n < 126:
+            return 1002
+    elif n == 127:
+        if avail < 10:
+            return NEED_MORE
+        n = femtows_load_be64(p + 2)
+        h.header_len = 10
+        if n < 0x10000 or (n >> 63):
+            return 1002
+    if h.masked:
+        h.header_len += 4
+    h.payload_len = n
+    if avail < h.header_len:
+        return NEED_MORE
+    return HEADER_OK
+
+
+cdef class WSProtocolCore:
+    """The asyncio protocol of one connection (client or server side). Internal."""
+
+    cdef:
+        object _loop
+        object _logger
+        bint _debug
+        bint _is_client
+        ProtoState _state
+        WSTransport _transport
+        WSListener _listener
+        WSFrame _frame
+        _ReadView _view
+        object _underlying
+
+        char *_rbuf
+        size_t _rcap           # allocated bytes; READ_SLACK of them stay free after the data
+        size_t _rstart         # first unconsumed byte
+        size_t _rend           # end of received data
+
+        # message state (fragmentation and UTF-8)
+        bint _msg_open
+        bint _msg_is_text
+        uint32_t _utf8_state
+
+        # configuration
+        uint64_t _max_frame_size
+        bint _validate_utf8
+        bint _allow_rsv
+        bint _auto_pong
+        bint _disconnect_on_exception
+        double _close_timeout
+        double _handshake_timeout
+        size_t _max_head_size
+
+        # handshake
+        object _handshake_timer
+        object _handshake_future      # client: resolves to (transport, listener)
+        object _listener_factory
+        object _request
+        bytes _request_bytes
+        str _key
+        bint _warned_backpressure
+
+    def __cinit__(self):
+        self._rbuf = NULL
+
+    def __dealloc__(self):
+        if self._rbuf != NULL:
+            PyMem_Free(self._rbuf)
+            self._rbuf = NULL
+
+    def __init__(self, *, bint is_client, listener_factory, logger, size_t read_buffer_init_size,
+                 uint64_t max_frame_size, bint validate_utf8, bint allow_rsv_bits,
+                 bint enable_auto_pong, bint disconnect_on_exception, close_timeout,
+                 websocket_handshake_timeout, size_t max_head_size, request=None,
+                 bytes request_bytes=None, str key=None, handshake_future=None):
+        self._loop = asyncio.get_running_loop()
+        self._logger = logger
+        self._debug = logger.isEnabledFor(FEMTOWS_DEBUG_LL)
+        self._is_client = is_client
+        self._state = HANDSHAKE
+        self._listener_factory = listener_factory
+        self._max_frame_size = max_frame_size
+        self._validate_utf8 = validate_utf8
+        self._allow_rsv = allow_rsv_bits
+        self._auto_pong = enable_auto_pong
+        self._disconnect_on_exception = disconnect_on_exception
+        self._close_timeout = close_timeout if close_timeout is not None else 0.0
+        self._handshake_timeout = (websocket_handshake_timeout
+                                   if websocket_handshake_timeout is not None else 0.0)
+        self._max_head_size = max_head_size
+        self._request = request
+        self._request_bytes = request_bytes
+        self._key = key
+        self._handshake_future = handshake_future
+        self._frame = WSFrame.__new__(WSFrame)
+        self._view = _ReadView.__new__(_ReadView)
+        self._rcap = max(read_buffer_init_size, MIN_READ_BUFFER) + READ_SLACK
+        self._rbuf = <char *>PyMem_Malloc(self._rcap)
+        if self._rbuf == NULL:
+            raise MemoryError()
+        self._rstart = 0
+        self._rend = 0
+
+    # -- asyncio protocol callbacks -----------------------------------------------------------
+
+    def connection_made(self, transport):
+        cdef WSTransport t = WSTransport.__new__(WSTransport)
+        self._underlying = transport
+        t.underlying_transport = transport
+        t.is_client_side = self._is_client
+        t._protocol = self
+        t._loop = self._loop
+        t._logger = self._logger
+        t._debug = self._debug
+        t._thread_id = PyThread_get_thread_ident()
+        t._close_timeout = self._close_timeout
+        t.disconnected_future = self._loop.create_future()
+        t.is_secure = transport.get_extra_info("ssl_object") is not None
+        self._transport = t
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if hasattr(socket, "TCP_QUICKACK"):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+            except OSError:
+                pass
+            if not t.is_secure:
+                t._fd = sock.fileno()
+        if self._handshake_timeout > 0:
+            self._handshake_timer = self._loop.call_later(self._handshake_timeout,
+                                                          self._on_handshake_timeout)
+        if self._is_client:
+            if self._debug:
+                self._logger.log(FEMTOWS_DEBUG_LL, "upgrade request: %r", self._request_bytes)
+            transport.write(self._request_bytes)
+        if self._logger.isEnabledFor(logging.INFO):
+            self._logger.info("connection established: peer=%s mask_impl=%s",
+                              transport.get_extra_info("peername"),
+                              femtows_mask_impl().decode())
+
+    def connection_lost(self, exc):
+        cdef WSTransport t = self._transport
+        cdef bint was_open = self._state != HANDSHAKE
+        self._state = DISCONNECTED
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        if t is None:
+            return
+        t._disconnected = True
+        if t._close_timer is not None:
+            t._close_timer.cancel()
+            t._close_timer = None
+        fut = t.pong_received_at_future
+        if fut is not None:
+            t.pong_received_at_future = None
+            if not fut.done():
+                fut.set_exception(ConnectionResetError("WebSocket disconnected"))
+        if not was_open:
+            self._fail_handshake(exc if isinstance(exc, OSError) else None)
+        else:
+            self._logger.info("disconnected%s", f": {exc!r}" if exc is not None else "")
+            if self._listener is not None:
+                try:
+                    self._listener.on_ws_disconnected(t)
+                except Exception as e:
+                    self._handle_callback_exception(e, "on_ws_disconnected", False)
+        if not t.disconnected_future.done():
+            t.disconnected_future.set_result(None)
+
+    def eof_received(self):
+        # Returning False lets the transport close itself: after the peer's FIN there is
+        # nothing left for a WebSocket to do.
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "EOF received")
+        return False
+
+    def pause_writing(self):
+        self._forward_backpressure(True)
+
+    def resume_writing(self):
+        self._forward_backpressure(False)
+
+    cdef _forward_backpressure(self, bint pause):
+        if self._listener is None:
+            return
+        try:
+            if pause:
+                self._listener.pause_writing()
+            else:
+                self._listener.resume_writing()
+        except _DefaultBackpressureHandler:
+            if pause and not self._warned_backpressure:
+                self._warned_backpressure = True
+                self._logger.warning(
+                    "the transport's write buffer is over its high watermark and the listener "
+                    "does not override pause_writing/resume_writing; the peer reads slower than "
+                    "we send")
+        except Exception as e:
+            self._handle_callback_exception(e, "pause_writing" if pause else "resume_writing",
+                                            True)
+
+    def get_buffer(self, Py_ssize_t size_hint):
+        cdef size_t usable = self._rcap - READ_SLACK
+        cdef size_t live = self._rend - self._rstart
+        if usable - self._rend < usable // 4:
+            if self._rstart > 0:
+                memmove(self._rbuf, self._rbuf + self._rstart, live)
+                self._rstart = 0
+                self._rend = live
+            if usable - self._rend < usable // 8:
+                self._grow(usable * 2)
+                usable = self._rcap - READ_SLACK
+        self._view.ptr = self._rbuf + self._rend
+        self._view.size = <Py_ssize_t>(usable - self._rend)
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "get_buffer: %d bytes free", self._view.size)
+        return self._view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self._rend += <size_t>nbytes
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "buffer_updated: +%d bytes, %d buffered", nbytes,
+                             self._rend - self._rstart)
+        if self._state == HANDSHAKE:
+            if self._is_client:
+                self._process_upgrade_response()
+            else:
+                self._process_upgrade_request()
+        if self._state == OPEN or self._state == FAILED or self._state == CLOSE_RECEIVED:
+            self._process_frames()
+        if self._rstart == self._rend:
+            self._rstart = 0
+            self._rend = 0
+
+    # -- read buffer --------------------------------------------------------------------------
+
+    cdef int _grow(self, size_t usable) except -1:
+        cdef size_t cap = usable + READ_SLACK
+        cdef char *p
+        if cap <= self._rcap:
+            return 0
+        p = <char *>PyMem_Realloc(self._rbuf, cap)
+        if p == NULL:
+            raise MemoryError()
+        self._rbuf = p
+        self._rcap = cap
+        return 0
+
+    cdef int _make_room_for_frame(self, size_t total) except -1:
+        """Make sure a frame of ``total`` bytes starting at _rstart fits in the buffer."""
+        cdef size_t usable = self._rcap - READ_SLACK
+        cdef size_t live
+        if self._rstart + total <= usable:
+            return 0
+        live = self._rend - self._rstart
+        if self._rstart > 0:
+            memmove(self._rbuf, self._rbuf + self._rstart, live)
+            self._rstart = 0
+            self._rend = live
+        if total > usable:
+            self._grow(max(total + 4096, usable * 2) if total < usable * 2 else total + 4096)
+        return 0
+
+    # -- handshake ----------------------------------------------------------------------------
+
+    cdef bytes _take_head(self):
+        """The HTTP head (through CRLFCRLF) once complete, else None; enforces the size limit."""
+        cdef size_t avail = self._rend - self._rstart
+        cdef const char *start = self._rbuf + self._rstart
+        cdef const char *end = <const char *>memmem(start, avail, b"\r\n\r\n", 4)
+        cdef size_t head_len
+        if end == NULL:
+            if avail > self._max_head_size:
+                raise _HeadTooLarge()
+            return None
+        head_len = <size_t>(end - start) + 4
+        if head_len > self._max_head_size:
+            raise _HeadTooLarge()
+        self._rstart += head_len
+        return PyBytes_FromStringAndSize(start, <Py_ssize_t>head_len)
+
+    def _on_handshake_timeout(self):
+        self._handshake_timer = None
+        if self._state != HANDSHAKE:
+            return
+        self._logger.info("websocket handshake timeout (%.3gs)", self._handshake_timeout)
+        if self._is_client:
+            fut = self._handshake_future
+            if fut is not None and not fut.done():
+                fut.set_exception(asyncio.TimeoutError("websocket handshake timeout"))
+        self._underlying.abort()
+
+    cdef _fail_handshake(self, exc):
+        # The connection ended (or failed) before the upgrade completed.
+        fut = self._handshake_future
+        if fut is not None and not fut.done():
+            if exc is None:
+                exc = WSInvalidMessageError(
+                    "the connection was closed before the upgrade response was complete")
+            fut.set_exception(exc)
+
+    cdef _process_upgrade_response(self):
+        cdef bytes head
+        cdef bytes raw_body
+        try:
+            head = self._take_head()
+        except _HeadTooLarge:
+            self._fail_handshake(WSInvalidMessageError(
+                f"upgrade response head exceeds {self._max_head_size} bytes"))
+            self._underlying.abort()
+            return
+        if head is None:
+            return
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "upgrade response: %r", head)
+        try:
+            response = _handshake.parse_response(head)
+            raw_body = PyBytes_FromStringAndSize(self._rbuf + self._rstart,
+                                                 <Py_ssize_t>(self._rend - self._rstart))
+            _handshake.validate_response(response, self._key, head, raw_body or None)
+        except Exception as e:
+            self._fail_handshake(e)
+            self._underlying.close()
+            self._state = FAILED
+            self._rstart = self._rend
+            return
+        try:
+            listener = self._listener_factory(self._request, response)
+            if not isinstance(listener, WSListener):
+                raise TypeError(f"the listener factory returned {type(listener).__name__}, "
+                                f"not a WSListener")
+        except Exception as e:
+            self._fail_handshake(e)
+            self._underlying.abort()
+            self._state = FAILED
+            return
+        self._start_websocket(listener, self._request, response)
+        fut = self._handshake_future
+        if fut is not None and not fut.done():
+            fut.set_result((self._transport, listener))
+
+    cdef _process_upgrade_request(self):
+        cdef bytes head
+        try:
+            head = self._take_head()
+        except _HeadTooLarge:
+            self._reject(_HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Request head too large",
+                         None)
+            return
+        if head is None:
+            return
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "upgrade request: %r", head)
+        try:
+            request = _handshake.parse_request(head)
+        except _handshake.HandshakeRejection as e:
+            self._reject(e.status, e.reason, e.headers)
+            return
+        try:
+            result = self._listener_factory(request)
+        except Exception:
+            self._logger.exception("the listener factory raised; answering 500")
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
+        custom = None
+        if result is None:
+            self._reject(_HTTPStatus.NOT_FOUND, "404 Not Found", None)
+            return
+        if isinstance(result, _handshake.WSUpgradeResponseWithListener):
+            custom = result.response
+            result = result.listener
+            if custom.status != 101:
+                self._send_custom_response(custom)
+                return
+        if not isinstance(result, WSListener):
+            self._logger.error("the listener factory returned %r, not a WSListener; answering 500",
+                               type(result).__name__)
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
+        try:
+            key = _handshake.validate_request(request)
+        except _handshake.HandshakeRejection as e:
+            self._reject(e.status, e.reason, e.headers)
+            return
+        response, wire = _handshake.build_101_response(
+            key, custom.headers if custom is not None else None)
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "upgrade response: %r", wire)
+        self._underlying.write(wire)
+        self._start_websocket(result, request, response)
+
+    cdef _reject(self, status, str reason, headers):
+        self._logger.info("upgrade refused: %d %s", int(status), reason)
+        self._underlying.write(_handshake.build_error_response(
+            status, reason.encode(), headers))
+        self._state = FAILED
+        self._rstart = self._rend
+        self._underlying.close()
+
+    cdef _send_custom_response(self, response):
+        response.headers["Connection"] = "close"
+        self._underlying.write(response.to_bytes())
+        self._state = FAILED
+        self._rstart = self._rend
+        self._underlying.close()
+
+    cdef _start_websocket(self, WSListener listener, request, response):
+        cdef WSTransport t = self._transport
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        t.request = request
+        t.response = response
+        t.listener_proxy = listener
+        self._listener = listener
+        self._state = OPEN
+        try:
+            listener.on_ws_connected(t)
+        except Exception as e:
+            self._handle_callback_exception(e, "on_ws_connected", True)
+
+    # -- frames -------------------------------------------------------------------------------
+
+    cdef int _check_header(self, FrameHeader *h) noexcept:
+        """Per-header RFC 6455 rules; returns 0 or the close code to fail with."""
+        cdef uint8_t op = h.opcode
+        if (h.b0 & 0x70) and not self._allow_rsv:
+            return 1002                            # RSV bits without a negotiated extension
+        if h.masked == self._is_client:
+            return 1002                            # clients mask, servers do not (§5.1)
+        if op >= 8:
+            if op > 10:
+                return 1002                        # reserved control opcode
+            if not h.fin or h.payload_len > MAX_CONTROL_PAYLOAD:
+                return 1002                        # control frames: final, <= 125 bytes (§5.5)
+            return 0
+        if op == 0:
+            if not self._msg_open:
+                return 1002                        # CONTINUATION with no message open
+        elif op <= 2:
+            if self._msg_open:
+                return 1002                        # new message before the last one ended
+        else:
+            return 1002                            # reserved data opcode
+        if h.payload_len > self._max_frame_size:
+            return 1009
+        return 0
+
+    cdef inline bint _has_complete_frame(self, const char *p, size_t avail) noexcept:
+        cdef FrameHeader h
+        if _parse_header(p, avail, &h) != HEADER_OK:
+            return False
+        return avail - h.header_len >= h.payload_len
+
+    cdef _process_frames(self):
+        cdef FrameHeader h
+        cdef int rc
+        cdef size_t avail, total
+        cdef char *p
+        cdef char *payload
+        cdef uint32_t st
+        cdef WSFrame frame = self._frame
+        cdef uint8_t op
+        while self._state != DISCONNECTED:
+            avail = self._rend - self._rstart
+            p = self._rbuf + self._rstart
+            rc = _parse_header(p, avail, &h)
+            if rc == NEED_MORE:
+                return
+            if self._state != OPEN:
+                # Closing: nothing more is delivered. We only look for the peer's CLOSE to
+                # finish the handshake; a stream we cannot parse is simply dropped.
+                if rc != HEADER_OK:
+                    self._rstart = self._rend
+                    return
+                total = h.header_len + <size_t>h.payload_len
+                if h.payload_len > self._max_frame_size and h.opcode < 8:
+                    self._rstart = self._rend
+                    return
+                if avail < total:
+                    self._make_room_for_frame(total)
+                    return
+                self._rstart += total
+                if h.opcode == 8 and self._state == FAILED:
+                    self._on_closing_handshake_done()
+                continue
+            if rc == HEADER_OK:
+                rc = self._check_header(&h)
+            if rc != HEADER_OK:
+                self._fail(rc, _header_error_reason(rc, &h, self._is_client))
+                return
+            total = h.header_len + <size_t>h.payload_len
+            if avail < total:
+                self._make_room_for_frame(total)
+                return
+            payload = p + h.header_len
+            if h.masked and h.payload_len:
+                femtows_mask_inplace(<unsigned char *>payload, <size_t>h.payload_len,
+                                     femtows_load_u32(payload - 4))
+            op = h.opcode
+            # Message-level rules, on the complete frame.
+            if op <= 2:
+                if op != 0:
+                    self._msg_is_text = op == 1
+                    self._utf8_state = FEMTOWS_UTF8_ACCEPT
+                if self._msg_is_text and self._validate_utf8:
+                    st = femtows_utf8_validate(self._utf8_state, <const unsigned char *>payload,
+                                               <size_t>h.payload_len)
+                    if st == FEMTOWS_UTF8_REJECT or (h.fin and st != FEMTOWS_UTF8_ACCEPT):
+                        self._fail(1007, "invalid UTF-8 in a TEXT message")
+                        return
+                    self._utf8_state = st
+                self._msg_open = not h.fin
+            elif op == 8:
+                rc = self._check_close_payload(payload, <size_t>h.payload_len)
+                if rc != 0:
+                    self._fail(rc, "invalid CLOSE frame payload")
+                    return
+            self._rstart += total
+            frame.payload_ptr = payload
+            frame.payload_size = <size_t>h.payload_len
+            frame.msg_type = <WSMsgType>op
+            frame.fin = h.fin
+            frame.rsv1 = (h.b0 & 0x40) != 0
+            frame.rsv2 = (h.b0 & 0x20) != 0
+            frame.rsv3 = (h.b0 & 0x10) != 0
+            frame.tail_size = avail - total
+            frame.last_in_buffer = (frame.tail_size == 0 or
+                                    not self._has_complete_frame(p + total, frame.tail_size))
+            if op == 9 and self._auto_pong:
+                if not self._transport.is_close_frame_sent:
+                    self._transport._send_frame(0x8A, payload, <size_t>h.payload_len)
+                continue
+            if op == 8:
+                self._on_close_frame(frame)
+                continue
+            if self._transport.pong_received_at_future is not None:
+                if self._consume_pong(frame):
+                    continue
+            self._deliver(frame)
+            if self._transport._disconnect_called:
+                # The listener disconnected: what is left in the buffer is not delivered.
+                self._rstart = self._rend
+                return
+
+    cdef int _check_close_payload(self, const char *payload, size_t size) noexcept:
+        cdef int code
+        if size == 0:
+            return 0
+        if size == 1:
+            return 1002
+        code = femtows_load_be16(payload)
+        if not _is_sendable_close_code(code):
+            return 1002
+        if femtows_utf8_validate(FEMTOWS_UTF8_ACCEPT, <const unsigned char *>payload + 2,
+                                 size - 2) != FEMTOWS_UTF8_ACCEPT:
+            return 1007
+        return 0
+
+    cdef bint _consume_pong(self, WSFrame frame) except -1:
+        cdef WSTransport t = self._transport
+        try:
+            is_pong = self._listener.is_user_specific_pong(frame)
+        except Exception as e:
+            self._handle_callback_exception(e, "is_user_specific_pong", True)
+            return True
+        if is_pong:
+            fut = t.pong_received_at_future
+            t.pong_received_at_future = None
+            if not fut.done():
+                fut.set_result(_monotonic())
+            return True
+        return False
+
+    cdef _deliver(self, WSFrame frame):
+        try:
+            self._listener.on_ws_frame(self._transport, frame)
+        except Exception as e:
+            self._handle_callback_exception(e, "on_ws_frame", self._disconnect_on_exception)
+
+    cdef _on_close_frame(self, WSFrame frame):
+        cdef WSTransport t = self._transport
+        cdef WSCloseHandshake hs = t.close_handshake
+        cdef int code = 0
+        if frame.payload_size >= 2:
+            code = femtows_load_be16(frame.payload_ptr)
+        if hs is None:
+            hs = WSCloseHandshake.__new__(WSCloseHandshake)
+            t.close_handshake = hs
+        hs.recv = WSCloseInfo(_close_code_to_py(code),
+                              PyUnicode_DecodeUTF8(frame.payload_ptr + 2,
+                                                   <Py_ssize_t>frame.payload_size - 2, NULL)
+                              if frame.payload_size > 2 else "")
+        self._state = CLOSE_RECEIVED
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "CLOSE received: %r", hs.recv)
+        self._deliver(frame)
+        if not t.is_close_frame_sent and not t._disconnected:
+            # The listener did not answer: RFC 6455 §5.5.1 says we must echo the CLOSE.
+            t._send_close_payload(code if code else 1000, b"")
+        self._on_closing_handshake_done()
+
+    cdef _on_closing_handshake_done(self):
+        cdef WSTransport t = self._transport
+        self._rstart = self._rend
+        if self._is_client:
+            # RFC 6455 §7.1.1: the server closes TCP first; wait for it (bounded by the timer).
+            t._arm_close_timer()
+        elif not t._disconnected:
+            t.disconnect(True)
+
+    cdef _fail(self, int code, str reason):
+        """Fail the connection (RFC 6455 §7.1.7): CLOSE with ``code``, deliver nothing more."""
+        cdef WSTransport t = self._transport
+        self._logger.info("protocol error, failing the connection: %d %s", code, reason)
+        self._state = FAILED
+        t._store_exception(WSProtocolError(code, reason))
+        if not t.is_close_frame_sent and not t._disconnected:
+            t._send_close_payload(code, reason.encode("utf-8")[:123])
+        if t.close_handshake is not None and t.close_handshake.recv is not None:
+            self._on_closing_handshake_done()
+        # Otherwise keep reading: the peer's CLOSE completes the handshake (see
+        # _process_frames), the close timer bounds the wait.
+
+    cdef _handle_callback_exception(self, exc, str where, bint disconnect):
+        cdef WSTransport t = self._transport
+        cdef int code
+        if isinstance(exc, WSProtocolError):
+            disconnect = True
+            code = exc.code
+            if not _is_sendable_close_code(code):
+                code = 1011
+            reason = str(exc)
+        else:
+            code = 1011
+            reason = "Internal error"
+        if self._is_client:
+            self._logger.info("%s raised %r", where, exc)
+        else:
+            self._logger.error("%s raised", where, exc_info=exc)
+        if not disconnect:
+            return
+        t._store_exception(exc)
+        if self._state == OPEN:
+            self._state = FAILED
+        if not t.is_close_frame_sent and not t._disconnected:
+            try:
+                t._send_close_payload(code, reason.encode("utf-8")[:123])
+            except Exception:
+                pass
+        if not t._disconnected:
+            t.disconnect(True)
+
+
+cdef str _header_error_reason(int code, FrameHeader *h, bint is_client):
+    if code == 1009:
+        return f"frame of {h.payload_len} bytes exceeds max_frame_size"
+    if h.b0 & 0x70:
+        return "reserved bits set without a negotiated extension"
+    if h.masked == is_client:
+        return "masked frame from the server" if is_client else "unmasked frame from the client"
+    if h.opcode in (0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF):
+        return f"reserved opcode {h.opcode:#x}"
+    if h.opcode >= 8:
+        return "control frame fragmented or over 125 bytes"
+    if h.opcode == 0:
+        return "CONTINUATION frame with no message in progress"
+    return "new data frame while a fragmented message is in progress"
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):
+    """The asyncio protocol of a femtows connection (internal).
+
+    Deriving from asyncio.BufferedProtocol is what makes both asyncio and uvloop use the
+    zero-copy get_buffer/buffer_updated path.
+    """
+
+
+def mask_impl():
+    """The SIMD variant chosen at run time for masking: "avx2", "sse2" or "scalar"."""
+    return femtows_mask_impl().decode()
+

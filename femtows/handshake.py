@@ -1,0 +1,934 @@
+"""The WebSocket opening handshake (RFC 6455 §4): HTTP/1.1 upgrade, client and server side.
+
+Everything here is a pure function of its inputs: no sockets, no event loop. The core reads bytes
+until the end of the HTTP head (enforcing :data:`MAX_HEAD_SIZE` itself) and hands the head to
+:func:`parse_request` / :func:`parse_response`; it writes what :func:`build_request`,
+:func:`build_101_response` and :func:`build_error_response` return.
+
+Client side::
+
+    key = generate_key()
+    request, wire = build_request(parsed_url, key, extra_headers)
+    ...send wire, read the head...
+    response = parse_response(head)            # WSInvalidMessageError
+    validate_response(response, key, head)     # WSInvalidStatusError / WSInvalidHeaderError
+
+Server side::
+
+    request = parse_request(head)              # HandshakeRejection (400 / 431 / 505)
+    ...the user's factory sees ``request``...
+    key = validate_request(request)            # HandshakeRejection (400 / 405 / 426)
+    response, wire = build_101_response(key, user_headers)
+
+Parsing is strict on purpose (a lenient HTTP parser in front of another one is how request
+smuggling happens): CRLF line endings only, header names must be tokens, no obs-fold, no bytes
+that HTTP forbids in field values, bounded size and header count.
+
+Header values are decoded from UTF-8 with ``surrogateescape`` and encoded back the same way, so a
+value survives a parse / serialise round trip byte for byte whatever its encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from collections import abc
+from http import HTTPStatus
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Union,
+)
+
+from multidict import CIMultiDict
+
+from .errors import (
+    WSInvalidHeaderError,
+    WSInvalidMessageError,
+    WSInvalidStatusError,
+    WSInvalidUpgradeError,
+)
+
+if TYPE_CHECKING:
+    from .url import WSParsedURL
+
+__all__ = [
+    "MAX_HEADERS",
+    "MAX_HEAD_SIZE",
+    "WS_GUID",
+    "HandshakeRejection",
+    "WSHeadersLike",
+    "WSUpgradeRequest",
+    "WSUpgradeResponse",
+    "WSUpgradeResponseWithListener",
+    "build_101_response",
+    "build_error_response",
+    "build_request",
+    "compute_accept",
+    "generate_key",
+    "parse_request",
+    "parse_response",
+    "validate_request",
+    "validate_response",
+]
+
+
+def _limit_from_env(name: str, default: int) -> int:
+    """Read a positive integer limit from the environment, falling back to ``default``."""
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {text!r}")
+    return value
+
+
+#: Largest HTTP head (request or status line plus headers plus the blank line) accepted, in bytes.
+#: 16 KiB holds any real browser handshake with its cookies (Node.js uses the same default and
+#: nginx allows 4 x 8 KiB lines), while bounding what a peer can make us buffer before it has
+#: proved to speak WebSocket. Override with the FEMTOWS_MAX_HEAD_SIZE environment variable.
+MAX_HEAD_SIZE: int = _limit_from_env("FEMTOWS_MAX_HEAD_SIZE", 16 * 1024)
+
+#: Largest number of header lines accepted in a request or response. Each header costs a Python
+#: object, so this bounds CPU and memory per handshake independently of their size; browsers send
+#: about 15. Override with the FEMTOWS_MAX_HEADERS environment variable.
+MAX_HEADERS: int = _limit_from_env("FEMTOWS_MAX_HEADERS", 128)
+
+#: The GUID appended to Sec-WebSocket-Key before hashing (RFC 6455 §1.3).
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+#: Headers accepted wherever femtows takes extra headers: a mapping (including a CIMultiDict,
+#: whose repeated keys are all kept) or an iterable of ``(name, value)`` pairs.
+WSHeadersLike = Union[Mapping[str, str], Iterable[Tuple[str, str]]]
+
+_TEXT_PLAIN = "text/plain; charset=utf-8"
+
+# RFC 9110 §5.6.2 token.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN_RE = re.compile(_TOKEN)
+_TOKEN_STR_RE = re.compile(_TOKEN.decode("ascii"))
+# "Name:" then the rest of the line; the value is checked separately.
+_HEADER_LINE_RE = re.compile(rb"(" + _TOKEN + rb"):(.*)", re.DOTALL)
+# RFC 9110 §5.5 field-value: visible characters, SP, HTAB and obs-text. No other control byte.
+_FIELD_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# RFC 9112 §4. The reason phrase is optional and may be anything printable (even "null").
+_STATUS_LINE_RE = re.compile(rb"HTTP/1\.1 ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# RFC 9112 §3: method SP request-target SP HTTP-version, single spaces only.
+_REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) (HTTP/([0-9])\.([0-9]))")
+_HTTP_VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
+# Characters never allowed in a header value we send: every control but HTAB (CR and LF would
+# let a value inject headers or a whole response).
+_BAD_VALUE_CHARS_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+# ---------------------------------------------------------------------------------------------
+# Public types
+
+
+class WSUpgradeRequest:
+    """An HTTP upgrade request: the one a client sent, or the one a server received.
+
+    ``method``, ``path`` and ``version`` are bytes exactly as on the wire (as in picows); header
+    names and values are str.
+
+    Args:
+        method: Request method, e.g. ``b"GET"``.
+        path: Request target, e.g. ``b"/chat?room=1"``.
+        version: HTTP version, ``b"HTTP/1.1"``.
+        headers: Request headers; a new empty CIMultiDict when omitted.
+
+    Attributes:
+        method: See Args.
+        path: See Args.
+        version: See Args.
+        headers: See Args.
+    """
+
+    __slots__ = ("method", "path", "version", "headers")
+
+    method: bytes
+    path: bytes
+    version: bytes
+    headers: CIMultiDict[str]
+
+    def __init__(
+        self,
+        method: bytes = b"GET",
+        path: bytes = b"/",
+        version: bytes = b"HTTP/1.1",
+        headers: Optional[CIMultiDict[str]] = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.version = version
+        self.headers = CIMultiDict() if headers is None else headers
+
+    def __repr__(self) -> str:
+        return (
+            f"WSUpgradeRequest(method={self.method!r}, path={self.path!r}, "
+            f"version={self.version!r}, headers={list(self.headers.items())!r})"
+        )
+
+
+class WSUpgradeResponse:
+    """An HTTP response to an upgrade request: received by a client, or sent by a server.
+
+    A server's listener factory may return one (see the ``create_*`` constructors) to answer with
+    something other than the default 101, e.g. a health-check page or a redirect.
+
+    Args:
+        version: HTTP version, ``b"HTTP/1.1"``.
+        status: Status code. An ``http.HTTPStatus`` whenever the code is one the standard library
+            knows; a plain int otherwise (e.g. 522 from a CDN), so that such responses are still
+            reported as a status error rather than as a malformed message.
+        headers: Response headers; a new empty CIMultiDict when omitted.
+        body: Response body, or None for no body.
+
+    Attributes:
+        version: See Args.
+        status: See Args.
+        headers: See Args.
+        body: See Args.
+    """
+
+    __slots__ = ("version", "status", "headers", "body")
+
+    version: bytes
+    status: Union[HTTPStatus, int]
+    headers: CIMultiDict[str]
+    body: Optional[bytes]
+
+    def __init__(
+        self,
+        version: bytes = b"HTTP/1.1",
+        status: Union[HTTPStatus, int] = HTTPStatus.OK,
+        headers: Optional[CIMultiDict[str]] = None,
+        body: Optional[bytes] = None,
+    ) -> None:
+        self.version = version
+        self.status = _to_status(status)
+        self.headers = CIMultiDict() if headers is None else headers
+        self.body = body
+
+    def __repr__(self) -> str:
+        return (
+            f"WSUpgradeResponse(version={self.version!r}, status={int(self.status)}, "
+            f"headers={list(self.headers.items())!r}, body={self.body!r})"
+        )
+
+    @staticmethod
+    def create_ok_response(
+        body: Optional[bytes] = None, extra_headers: Optional[WSHeadersLike] = None
+    ) -> WSUpgradeResponse:
+        """Create a 200 OK response, e.g. for a health check served on the WebSocket port.
+
+        Args:
+            body: Response body. When given and ``extra_headers`` has no Content-Type, the
+                Content-Type is ``text/plain; charset=utf-8``.
+            extra_headers: Headers to send.
+
+        Returns:
+            A new response.
+
+        Raises:
+            TypeError: A header name or value is not a str.
+            ValueError: A header name is not a token or a value has control characters.
+        """
+        return _new_response(HTTPStatus.OK, body, extra_headers)
+
+    @staticmethod
+    def create_error_response(
+        status: Union[int, HTTPStatus],
+        body: Optional[bytes] = None,
+        extra_headers: Optional[WSHeadersLike] = None,
+    ) -> WSUpgradeResponse:
+        """Create an error response to refuse the upgrade (401, 403, 404, 503, ...).
+
+        Args:
+            status: A 4xx or 5xx status.
+            body: Response body; Content-Type defaults as in :meth:`create_ok_response`.
+            extra_headers: Headers to send (e.g. ``WWW-Authenticate`` or ``Retry-After``).
+
+        Returns:
+            A new response.
+
+        Raises:
+            ValueError: ``status`` is not between 400 and 599, or a header is invalid.
+            TypeError: A header name or value is not a str.
+        """
+        if not 400 <= int(status) <= 599:
+            raise ValueError(f"error response status must be 4xx or 5xx, got {int(status)}")
+        return _new_response(status, body, extra_headers)
+
+    @staticmethod
+    def create_redirect_response(
+        status: Union[int, HTTPStatus],
+        location: str,
+        extra_headers: Optional[WSHeadersLike] = None,
+    ) -> WSUpgradeResponse:
+        """Create a redirect; femtows clients follow it (up to ``max_redirects``).
+
+        Args:
+            status: A 3xx status (301, 302, 303, 307 or 308 are the ones clients follow).
+            location: The target URL, sent as the Location header (replacing any in
+                ``extra_headers``).
+            extra_headers: Other headers to send.
+
+        Returns:
+            A new response.
+
+        Raises:
+            ValueError: ``status`` is not 3xx, or a header (``location`` included) is invalid.
+            TypeError: A header name or value is not a str.
+        """
+        if not 300 <= int(status) <= 399:
+            raise ValueError(f"redirect response status must be 3xx, got {int(status)}")
+        response = _new_response(status, None, extra_headers)
+        _check_header("Location", location)
+        response.headers["Location"] = location
+        return response
+
+    @staticmethod
+    def create_101_response(extra_headers: Optional[WSHeadersLike] = None) -> WSUpgradeResponse:
+        """Create a 101 Switching Protocols response that accepts the upgrade.
+
+        Useful when the listener factory wants to add headers (``Sec-WebSocket-Protocol``,
+        ``Set-Cookie``, ...) to the upgrade. The server adds ``Sec-WebSocket-Accept`` itself when
+        it sends the response.
+
+        Args:
+            extra_headers: Headers to send. ``Upgrade`` and ``Connection`` are femtows's and
+                cannot be overridden.
+
+        Returns:
+            A new response.
+
+        Raises:
+            TypeError: A header name or value is not a str.
+            ValueError: A header name is not a token or a value has control characters.
+        """
+        headers: CIMultiDict[str] = CIMultiDict()
+        headers["Upgrade"] = "websocket"
+        headers["Connection"] = "Upgrade"
+        for name, value in _header_items(extra_headers):
+            if name.lower() not in ("upgrade", "connection"):
+                headers.add(name, value)
+        return WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
+
+    def to_bytes(self) -> bytes:
+        """Serialise the response for the wire.
+
+        When ``body`` is not None, a Content-Length matching it replaces any given one, and
+        Content-Type ``text/plain; charset=utf-8`` is added if there is none. The object itself is
+        not modified.
+
+        Returns:
+            Status line, headers, blank line and body.
+
+        Raises:
+            ValueError: The version is not ``HTTP/x.y``, a header name is not a token, or a header
+                value contains CR, LF or another control character (header injection).
+        """
+        headers: List[Tuple[str, str]] = list(self.headers.items())
+        if self.body is not None:
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            if not any(k.lower() == "content-type" for k, _ in headers):
+                headers.append(("Content-Type", _TEXT_PLAIN))
+            headers.append(("Content-Length", str(len(self.body))))
+        return _serialize_response(self.version, self.status, headers, self.body)
+
+
+class WSUpgradeResponseWithListener:
+    """What a server's listener factory may return: a response together with its listener.
+
+    Args:
+        response: The response to send.
+        listener: The listener for the connection; required for a 101 response, and must be None
+            for an error (status >= 400) response, which closes the connection.
+
+    Attributes:
+        response: See Args.
+        listener: See Args.
+
+    Raises:
+        ValueError: The listener does not fit the status.
+    """
+
+    __slots__ = ("response", "listener")
+
+    response: WSUpgradeResponse
+    listener: Any
+
+    def __init__(self, response: WSUpgradeResponse, listener: Optional[Any]) -> None:
+        if response.status == HTTPStatus.SWITCHING_PROTOCOLS and listener is None:
+            raise ValueError("a 101 Switching Protocols response needs a listener")
+        if response.status >= 400 and listener is not None:
+            raise ValueError("an error response (status >= 400) must not have a listener")
+        self.response = response
+        self.listener = listener
+
+    def __repr__(self) -> str:
+        return f"WSUpgradeResponseWithListener({self.response!r}, {self.listener!r})"
+
+
+class HandshakeRejection(Exception):
+    """The server refuses a handshake with an HTTP error status (internal to femtows).
+
+    ``reason`` is a short fixed text chosen by femtows, safe to send to the peer as the body: it
+    never contains an exception's text or anything the peer sent.
+
+    Args:
+        status: The status to answer with.
+        reason: Short description of the problem; also ``str(exc)``.
+        headers: Headers the error response must carry (e.g. ``Allow`` for a 405).
+
+    Attributes:
+        status: See Args.
+        reason: See Args.
+        headers: The headers, as a list of ``(name, value)`` pairs.
+    """
+
+    status: HTTPStatus
+    reason: str
+    headers: List[Tuple[str, str]]
+
+    def __init__(
+        self, status: HTTPStatus, reason: str, headers: Optional[WSHeadersLike] = None
+    ) -> None:
+        super().__init__(status, reason)
+        self.status = status
+        self.reason = reason
+        self.headers = _header_items(headers)
+
+    def __str__(self) -> str:
+        return self.reason
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.status, self.reason, self.headers))
+
+
+# ---------------------------------------------------------------------------------------------
+# Keys
+
+
+def generate_key() -> str:
+    """Return a fresh Sec-WebSocket-Key: base64 of 16 random bytes from the OS CSPRNG."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def compute_accept(key: str) -> str:
+    """Return the Sec-WebSocket-Accept value for ``key``: base64(SHA-1(key + GUID)).
+
+    SHA-1 is used as RFC 6455 requires, as a checksum rather than for security; it is flagged
+    so, which keeps it working on FIPS-restricted systems.
+    """
+    digest = hashlib.sha1((key + WS_GUID).encode("ascii"), usedforsecurity=False).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+# ---------------------------------------------------------------------------------------------
+# Client side
+
+
+def build_request(
+    url: WSParsedURL, key: str, extra_headers: Optional[WSHeadersLike] = None
+) -> Tuple[WSUpgradeRequest, bytes]:
+    """Build the client's upgrade request.
+
+    Headers, in order: Host, Upgrade, Connection, Sec-WebSocket-Key, Sec-WebSocket-Version, then
+    ``extra_headers``. A Host in ``extra_headers`` replaces the generated one (useful to connect
+    to an address while naming a virtual host); other extra headers are appended, repeats kept.
+
+    Args:
+        url: The parsed WebSocket URL.
+        key: The Sec-WebSocket-Key (see :func:`generate_key`).
+        extra_headers: Additional headers.
+
+    Returns:
+        The request (its headers are exactly the ones sent) and its wire bytes.
+
+    Raises:
+        TypeError: A header name or value is not a str.
+        ValueError: A header name is not a token, a header value contains CR, LF or another
+            control character, or the URL's resource name cannot go into a request line.
+    """
+    target = url.resource_name
+    if not target or not target.isascii() or re.search(r"[\x00-\x20\x7f]", target):
+        raise ValueError(f"invalid request target {target!r}")
+
+    headers: CIMultiDict[str] = CIMultiDict()
+    headers["Host"] = url.host_header
+    headers["Upgrade"] = "websocket"
+    headers["Connection"] = "Upgrade"
+    headers["Sec-WebSocket-Key"] = key
+    headers["Sec-WebSocket-Version"] = "13"
+    host_replaced = False
+    for name, value in _header_items(extra_headers):
+        if name.lower() == "host" and not host_replaced:
+            headers["Host"] = value  # replaces in place, keeping the first position
+            host_replaced = True
+        else:
+            headers.add(name, value)
+
+    path = target.encode("ascii")
+    lines = [b"GET " + path + b" HTTP/1.1"]
+    lines.extend(_encode_header(k, v) for k, v in headers.items())
+    wire = b"\r\n".join(lines) + b"\r\n\r\n"
+    return WSUpgradeRequest(b"GET", path, b"HTTP/1.1", headers), wire
+
+
+def parse_response(head: bytes) -> WSUpgradeResponse:
+    """Parse the head of the server's answer to the upgrade request.
+
+    Args:
+        head: The bytes up to and including the blank line (``b"\\r\\n\\r\\n"``).
+
+    Returns:
+        The response, with ``body`` None (bytes after the head are the caller's). A status that
+        ``http.HTTPStatus`` does not know (100-599) is kept as a plain int.
+
+    Raises:
+        WSInvalidMessageError: The head is too large, does not end with a blank line, or its status
+            line, a header line or the number of headers is invalid. ``raw_header`` is ``head``.
+    """
+    head = bytes(head)
+    if len(head) > MAX_HEAD_SIZE:
+        raise WSInvalidMessageError(f"response head exceeds {MAX_HEAD_SIZE} bytes", raw_header=head)
+    if not head.endswith(b"\r\n\r\n"):
+        raise WSInvalidMessageError("response head is not terminated by CRLF CRLF", raw_header=head)
+    status_line, *header_lines = head[:-4].split(b"\r\n")
+    match = _STATUS_LINE_RE.fullmatch(status_line)
+    if match is None:
+        raise WSInvalidMessageError(f"invalid status line {_show(status_line)}", raw_header=head)
+    code = int(match.group(1))
+    if code < 100 or code > 599:
+        raise WSInvalidMessageError(f"invalid status code {code}", raw_header=head)
+    try:
+        headers = _parse_header_lines(header_lines)
+    except _MalformedHead as exc:
+        raise WSInvalidMessageError(exc.message, raw_header=head) from None
+    return WSUpgradeResponse(b"HTTP/1.1", code, headers, None)
+
+
+def validate_response(
+    response: WSUpgradeResponse, key: str, raw_header: bytes, raw_body: Optional[bytes] = None
+) -> None:
+    """Check that the server accepted the upgrade requested with ``key`` (RFC 6455 §4.1).
+
+    Args:
+        response: The parsed response.
+        key: The Sec-WebSocket-Key the request carried.
+        raw_header: The response head, attached to any exception.
+        raw_body: Bytes received after the head, attached to any exception.
+
+    Raises:
+        WSInvalidStatusError: The status is not 101.
+        WSInvalidUpgradeError: Upgrade is not ``websocket``, or Connection lacks ``upgrade``.
+        WSInvalidHeaderError: Transfer-Encoding is present, Content-Length is not 0, or
+            Sec-WebSocket-Accept is missing or wrong.
+    """
+    headers = response.headers
+    # Every exception carries what was received, for the application to log or inspect.
+    extra = (raw_header, raw_body, response)
+
+    status = response.status
+    if status != HTTPStatus.SWITCHING_PROTOCOLS:
+        raise WSInvalidStatusError(
+            f"server rejected WebSocket connection: HTTP {_status_text(status)}", *extra
+        )
+
+    upgrade = _joined(headers, "Upgrade")
+    if upgrade is None:
+        raise WSInvalidUpgradeError("missing Upgrade header", "Upgrade", None, *extra)
+    if upgrade.lower() != "websocket":
+        raise WSInvalidUpgradeError(
+            f"invalid Upgrade header {upgrade!r}, expected 'websocket'", "Upgrade", upgrade, *extra
+        )
+
+    connection = _joined(headers, "Connection")
+    if connection is None:
+        raise WSInvalidUpgradeError("missing Connection header", "Connection", None, *extra)
+    if "upgrade" not in _tokens(headers.getall("Connection")):
+        raise WSInvalidUpgradeError(
+            f"invalid Connection header {connection!r}, expected 'upgrade'",
+            "Connection",
+            connection,
+            *extra,
+        )
+
+    transfer_encoding = _joined(headers, "Transfer-Encoding")
+    if transfer_encoding is not None:
+        raise WSInvalidHeaderError(
+            "unexpected Transfer-Encoding header in 101 response",
+            "Transfer-Encoding",
+            transfer_encoding,
+            *extra,
+        )
+    content_length = _joined(headers, "Content-Length")
+    if content_length is not None and content_length != "0":
+        raise WSInvalidHeaderError(
+            f"invalid Content-Length header {content_length!r} in 101 response",
+            "Content-Length",
+            content_length,
+            *extra,
+        )
+
+    accept = _joined(headers, "Sec-WebSocket-Accept")
+    if accept is None:
+        raise WSInvalidHeaderError(
+            "missing Sec-WebSocket-Accept header", "Sec-WebSocket-Accept", None, *extra
+        )
+    if accept != compute_accept(key):
+        raise WSInvalidHeaderError(
+            f"invalid Sec-WebSocket-Accept header {accept!r}",
+            "Sec-WebSocket-Accept",
+            accept,
+            *extra,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Server side
+
+
+def parse_request(head: bytes) -> WSUpgradeRequest:
+    """Parse the head of an HTTP request received by the server.
+
+    Only HTTP framing is checked here; WebSocket-specific headers (and the method) are checked by
+    :func:`validate_request`, so that a listener factory can still serve plain HTTP requests.
+
+    Args:
+        head: The bytes up to and including the blank line (``b"\\r\\n\\r\\n"``).
+
+    Returns:
+        The request.
+
+    Raises:
+        HandshakeRejection: 431 when the head exceeds :data:`MAX_HEAD_SIZE` or has more than
+            :data:`MAX_HEADERS` headers; 505 for an HTTP major version other than 1; 400 for
+            HTTP/1.0 (WebSocket needs HTTP/1.1), a malformed request line or header line, any
+            Transfer-Encoding, or a Content-Length that is repeated or not 0.
+    """
+    head = bytes(head)
+    if len(head) > MAX_HEAD_SIZE:
+        raise HandshakeRejection(
+            HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Request header too large"
+        )
+    if not head.endswith(b"\r\n\r\n"):
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request head")
+    request_line, *header_lines = head[:-4].split(b"\r\n")
+    match = _REQUEST_LINE_RE.fullmatch(request_line)
+    if match is None:
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request line")
+    method, target, version = match.group(1, 2, 3)
+    major, minor = int(match.group(4)), int(match.group(5))
+    if major != 1:
+        raise HandshakeRejection(
+            HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP version not supported"
+        )
+    if minor < 1:
+        # RFC 9112 §2.5 makes a later 1.x minor version compatible with 1.1; HTTP/1.0 has no
+        # Upgrade mechanism at all.
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "WebSocket requires HTTP/1.1")
+    try:
+        headers = _parse_header_lines(header_lines)
+    except _MalformedHead as exc:
+        if exc.too_many:
+            raise HandshakeRejection(
+                HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many request headers"
+            ) from None
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request header") from None
+
+    # A GET carrying a body could hide a second request from an intermediary (smuggling).
+    if "Transfer-Encoding" in headers:
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Transfer-Encoding is not allowed")
+    content_length = headers.getall("Content-Length", [])
+    if len(content_length) > 1 or (content_length and content_length[0] != "0"):
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Request body is not allowed")
+
+    return WSUpgradeRequest(method, target, version, headers)
+
+
+def validate_request(request: WSUpgradeRequest) -> str:
+    """Check that ``request`` is a valid WebSocket upgrade request (RFC 6455 §4.2.1).
+
+    ``Connection`` and ``Upgrade`` are parsed as token lists, so ``Connection: keep-alive,
+    Upgrade`` (as Firefox sends) is accepted.
+
+    Args:
+        request: The parsed request.
+
+    Returns:
+        The Sec-WebSocket-Key, for :func:`build_101_response`.
+
+    Raises:
+        HandshakeRejection: 405 (with ``Allow: GET``) for a method other than GET; 426 (with
+            ``Upgrade: websocket``) when there is no Upgrade header at all; 426 (with
+            ``Sec-WebSocket-Version: 13``) for a version other than 13; 400 when Host is missing
+            or repeated, Upgrade lacks ``websocket``, Connection lacks ``upgrade``,
+            Sec-WebSocket-Version is missing or repeated, or Sec-WebSocket-Key is missing,
+            repeated or not base64 of 16 bytes.
+    """
+    headers = request.headers
+    if request.method != b"GET":
+        raise HandshakeRejection(
+            HTTPStatus.METHOD_NOT_ALLOWED, "WebSocket upgrade requires GET", [("Allow", "GET")]
+        )
+
+    if len(headers.getall("Host", [])) != 1:
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Missing or repeated Host header")
+
+    upgrade = headers.getall("Upgrade", [])
+    if not upgrade:
+        # RFC 9110 §15.5.22: a 426 must say which protocol to upgrade to.
+        raise HandshakeRejection(
+            HTTPStatus.UPGRADE_REQUIRED, "WebSocket upgrade required", [("Upgrade", "websocket")]
+        )
+    if "websocket" not in _tokens(upgrade):
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Upgrade header must include websocket")
+
+    if "upgrade" not in _tokens(headers.getall("Connection", [])):
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Connection header must include upgrade")
+
+    versions = headers.getall("Sec-WebSocket-Version", [])
+    if len(versions) != 1:
+        # RFC 6455 §11.3.5: the header must appear exactly once in a request.
+        raise HandshakeRejection(
+            HTTPStatus.BAD_REQUEST, "Missing or repeated Sec-WebSocket-Version header"
+        )
+    if versions[0] != "13":
+        # RFC 6455 §4.2.2: tell the client which version we speak.
+        raise HandshakeRejection(
+            HTTPStatus.UPGRADE_REQUIRED,
+            "Unsupported WebSocket version",
+            [("Sec-WebSocket-Version", "13")],
+        )
+
+    keys = headers.getall("Sec-WebSocket-Key", [])
+    if len(keys) != 1:
+        raise HandshakeRejection(
+            HTTPStatus.BAD_REQUEST, "Missing or repeated Sec-WebSocket-Key header"
+        )
+    key = keys[0]
+    try:
+        raw_key = base64.b64decode(key.encode("ascii"), validate=True)
+    except (UnicodeEncodeError, binascii.Error):
+        raw_key = b""
+    if len(raw_key) != 16:
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Invalid Sec-WebSocket-Key header")
+    return key
+
+
+def build_101_response(
+    key: str, extra_headers: Union[WSHeadersLike, CIMultiDict[str], None] = None
+) -> Tuple[WSUpgradeResponse, bytes]:
+    """Build the server's 101 Switching Protocols response accepting the upgrade.
+
+    Headers, in order: Upgrade, Connection, Sec-WebSocket-Accept, then ``extra_headers``. The
+    extra headers cannot replace those three, and Content-Length / Transfer-Encoding (which a
+    101 must not carry, RFC 9110 §8.6 and §6.1) are dropped from them: both sides being
+    femtows's business, such values are ignored rather than sent.
+
+    Args:
+        key: The client's Sec-WebSocket-Key (validated by :func:`validate_request`).
+        extra_headers: Additional headers, e.g. the headers of a response made with
+            :meth:`WSUpgradeResponse.create_101_response`.
+
+    Returns:
+        The response (its headers are exactly the ones sent) and its wire bytes.
+
+    Raises:
+        TypeError: A header name or value is not a str.
+        ValueError: A header name is not a token or a value has control characters.
+    """
+    headers: CIMultiDict[str] = CIMultiDict()
+    headers["Upgrade"] = "websocket"
+    headers["Connection"] = "Upgrade"
+    headers["Sec-WebSocket-Accept"] = compute_accept(key)
+    for name, value in _header_items(extra_headers):
+        if name.lower() not in _RESERVED_101_HEADERS:
+            headers.add(name, value)
+    response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
+    return response, _serialize_response(b"HTTP/1.1", response.status, headers.items(), None)
+
+
+_RESERVED_101_HEADERS = frozenset(
+    {"upgrade", "connection", "sec-websocket-accept", "content-length", "transfer-encoding"}
+)
+
+
+def build_error_response(
+    status: Union[HTTPStatus, int],
+    body: Optional[bytes] = None,
+    headers: Optional[WSHeadersLike] = None,
+) -> bytes:
+    """Build a complete response that refuses the upgrade and precedes closing the connection.
+
+    Used for the server's own refusals (400, 404, 405, 426, 431, 500, 505) and for any response
+    other than 101 that a listener factory returns. The output always has
+    ``Content-Type`` (``text/plain; charset=utf-8`` unless ``headers`` sets one),
+    ``Content-Length`` and ``Connection: close``; Connection, Content-Length and
+    Transfer-Encoding in ``headers`` are replaced.
+
+    Args:
+        status: The status.
+        body: The body; None sends an empty one.
+        headers: Additional headers, e.g. ``HandshakeRejection.headers``.
+
+    Returns:
+        The wire bytes.
+
+    Raises:
+        TypeError: A header name or value is not a str.
+        ValueError: A header name is not a token or a value has control characters.
+    """
+    payload = b"" if body is None else bytes(body)
+    items = [
+        (k, v)
+        for k, v in _header_items(headers)
+        if k.lower() not in ("connection", "content-length", "transfer-encoding")
+    ]
+    if not any(k.lower() == "content-type" for k, _ in items):
+        items.append(("Content-Type", _TEXT_PLAIN))
+    items.append(("Content-Length", str(len(payload))))
+    items.append(("Connection", "close"))
+    return _serialize_response(b"HTTP/1.1", _to_status(status), items, payload)
+
+
+# ---------------------------------------------------------------------------------------------
+# Private helpers
+
+
+class _MalformedHead(Exception):
+    """A header block failed to parse; converted by each caller into its own error type."""
+
+    def __init__(self, message: str, too_many: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.too_many = too_many
+
+
+def _parse_header_lines(lines: List[bytes]) -> CIMultiDict[str]:
+    """Parse header lines (without their CRLF) into a CIMultiDict, strictly."""
+    if len(lines) > MAX_HEADERS:
+        raise _MalformedHead(f"more than {MAX_HEADERS} headers", too_many=True)
+    headers: CIMultiDict[str] = CIMultiDict()
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            raise _MalformedHead("obsolete line folding is not allowed")
+        match = _HEADER_LINE_RE.fullmatch(line)
+        if match is None:
+            raise _MalformedHead(f"invalid header line {_show(line)}")
+        value = match.group(2).strip(b" \t")
+        if _FIELD_VALUE_RE.fullmatch(value) is None:
+            raise _MalformedHead(f"invalid header value {_show(line)}")
+        headers.add(match.group(1).decode("ascii"), value.decode("utf-8", "surrogateescape"))
+    return headers
+
+
+def _header_items(headers: Union[WSHeadersLike, CIMultiDict[str], None]) -> List[Tuple[str, str]]:
+    """Turn any accepted header collection into a checked list of ``(name, value)`` pairs."""
+    if headers is None:
+        return []
+    if isinstance(headers, (str, bytes, bytearray)):
+        raise TypeError("headers must be a mapping or an iterable of (name, value) pairs")
+    pairs: Iterable[Tuple[str, str]]
+    if isinstance(headers, abc.Mapping):
+        pairs = headers.items()
+    else:
+        pairs = headers
+    items: List[Tuple[str, str]] = []
+    for pair in pairs:
+        name, value = pair
+        _check_header(name, value)
+        items.append((name, value))
+    return items
+
+
+def _check_header(name: object, value: object) -> None:
+    """Refuse a header that could not be sent as it is (or would inject others)."""
+    if not isinstance(name, str) or not isinstance(value, str):
+        raise TypeError("header names and values must be str")
+    if _TOKEN_STR_RE.fullmatch(name) is None:
+        raise ValueError(f"invalid header name {name!r}")
+    if _BAD_VALUE_CHARS_RE.search(value) is not None:
+        raise ValueError(f"invalid character in the value of header {name!r}")
+
+
+def _encode_header(name: str, value: str) -> bytes:
+    _check_header(name, value)
+    return name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape")
+
+
+def _serialize_response(
+    version: bytes,
+    status: Union[HTTPStatus, int],
+    headers: Iterable[Tuple[str, str]],
+    body: Optional[bytes],
+) -> bytes:
+    if _HTTP_VERSION_RE.fullmatch(version) is None:
+        raise ValueError(f"invalid HTTP version {version!r}")
+    code = int(status)
+    if not 100 <= code <= 999:
+        raise ValueError(f"invalid status code {code}")
+    phrase = status.phrase if isinstance(status, HTTPStatus) else ""
+    lines = [b"%s %d %s" % (version, code, phrase.encode("ascii"))]
+    lines.extend(_encode_header(k, v) for k, v in headers)
+    wire = b"\r\n".join(lines) + b"\r\n\r\n"
+    if body:
+        wire += bytes(body)
+    return wire
+
+
+def _new_response(
+    status: Union[HTTPStatus, int], body: Optional[bytes], extra_headers: Optional[WSHeadersLike]
+) -> WSUpgradeResponse:
+    headers: CIMultiDict[str] = CIMultiDict(_header_items(extra_headers))
+    if body is not None and "Content-Type" not in headers:
+        headers["Content-Type"] = _TEXT_PLAIN
+    return WSUpgradeResponse(b"HTTP/1.1", status, headers, body)
+
+
+def _to_status(code: Union[HTTPStatus, int]) -> Union[HTTPStatus, int]:
+    """Return ``code`` as an HTTPStatus when the standard library knows it, else as an int."""
+    try:
+        return HTTPStatus(code)
+    except ValueError:
+        return int(code)
+
+
+def _status_text(status: Union[HTTPStatus, int]) -> str:
+    if isinstance(status, HTTPStatus):
+        return f"{status.value} {status.phrase}"
+    return str(status)
+
+
+def _joined(headers: CIMultiDict[str], name: str) -> Optional[str]:
+    """All values of header ``name`` joined with ", ", or None when it is absent."""
+    values = headers.getall(name, [])
+    return ", ".join(values) if values else None
+
+
+def _tokens(values: Iterable[str]) -> List[str]:
+    """Lower-cased elements of comma-separated header values (RFC 9110 §5.6.1 lists)."""
+    return [
+        item.strip(" \t").lower() for value in values for item in value.split(",") if item.strip()
+    ]
+
+
+def _show(line: bytes) -> str:
+    """A short, printable rendering of a peer-supplied line for an error message."""
+    text = repr(line[:80])
+    return text + "..." if len(line) > 80 else text

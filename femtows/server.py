@@ -1,0 +1,91 @@
+"""``ws_create_server``: serve WebSockets with the core (callback) API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable, Optional, Union
+
+from femtows import handshake
+from femtows._core.core import WSListener, WSProtocol
+from femtows.logs import LoggerLike, connection_logger
+
+__all__ = ["ws_create_server"]
+
+ServerListenerFactory = Callable[
+    [handshake.WSUpgradeRequest],
+    Union[WSListener, handshake.WSUpgradeResponseWithListener, None],
+]
+
+
+async def ws_create_server(
+    ws_listener_factory: ServerListenerFactory,
+    host: Union[str, list[str], None] = None,
+    port: Optional[int] = None,
+    *,
+    disconnect_on_exception: bool = True,
+    websocket_handshake_timeout: Optional[float] = 5,
+    logger_name: LoggerLike = None,
+    enable_auto_pong: bool = True,
+    max_frame_size: int = 10 * 1024 * 1024,
+    read_buffer_init_size: int = 16 * 1024,
+    validate_utf8: bool = True,
+    allow_rsv_bits: bool = False,
+    close_timeout: Optional[float] = 5,
+    **kwargs: Any,
+) -> asyncio.Server:
+    """Start a WebSocket server; returns the ``asyncio.Server``.
+
+    For every connection, ``ws_listener_factory(request)`` is called with the parsed
+    ``WSUpgradeRequest`` *before* the WebSocket headers are checked, so it can route, refuse or
+    answer plain HTTP. It returns:
+
+    * a ``WSListener``: the upgrade is validated and answered with 101;
+    * a ``WSUpgradeResponseWithListener``: its response is sent (101 with extra headers and a
+      listener, or any other status without one, after which the connection is closed);
+    * ``None``: 404.
+
+    An exception in the factory answers 500 with a generic body (details go to the log).
+    Malformed requests get 400, a wrong ``Sec-WebSocket-Version`` 426, a non-GET 405, a head
+    over 16 KiB 431.
+
+    Args:
+        host, port: as for ``loop.create_server``.
+        disconnect_on_exception: an exception in ``on_ws_frame`` sends CLOSE 1011 and
+            disconnects (it is logged either way).
+        websocket_handshake_timeout: seconds for the client to send its upgrade request;
+            None disables it. On expiry the connection is dropped.
+        logger_name: None (``femtows.server``), a str (``femtows.<str>``), Logger or adapter.
+        enable_auto_pong: answer PING with PONG automatically.
+        max_frame_size: larger incoming data frames fail the connection with 1009.
+        read_buffer_init_size: initial read buffer per connection (at least 2048).
+        validate_utf8: fail the connection (1007) on invalid UTF-8 in TEXT messages.
+        allow_rsv_bits: deliver frames with RSV bits set instead of failing with 1002.
+        close_timeout: seconds to wait for the closing handshake before aborting.
+        **kwargs: passed to ``loop.create_server``: ``ssl``, ``reuse_port``, ``backlog``,
+            ``sock``, ...
+    """
+    if max_frame_size <= 0:
+        raise ValueError("max_frame_size must be > 0")
+    loop = asyncio.get_running_loop()
+
+    def make_protocol() -> WSProtocol:
+        return WSProtocol(
+            is_client=False,
+            listener_factory=ws_listener_factory,
+            logger=connection_logger(logger_name, "server"),
+            read_buffer_init_size=read_buffer_init_size,
+            max_frame_size=max_frame_size,
+            validate_utf8=validate_utf8,
+            allow_rsv_bits=allow_rsv_bits,
+            enable_auto_pong=enable_auto_pong,
+            disconnect_on_exception=disconnect_on_exception,
+            close_timeout=close_timeout,
+            websocket_handshake_timeout=websocket_handshake_timeout,
+            max_head_size=handshake.MAX_HEAD_SIZE,
+        )
+
+    return await loop.create_server(make_protocol, host, port, **kwargs)
+
+
+logging.getLogger("femtows.server").addHandler(logging.NullHandler())

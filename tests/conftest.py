@@ -1,0 +1,98 @@
+"""Test plumbing: every ``async def`` test runs once per event loop (asyncio, uvloop).
+
+No pytest-asyncio: a small ``pytest_pyfunc_call`` hook runs coroutine tests on a fresh loop of
+the kind given by the ``loop_kind`` parameter, bounded by ``TEST_TIMEOUT`` so nothing hangs.
+The ``tls`` fixture parametrises tests over plain TCP and TLS with the self-signed test
+certificate in tests/certs (valid for localhost and 127.0.0.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import pytest
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover - uvloop is a test dependency on POSIX
+    uvloop = None
+
+CERTS = Path(__file__).parent / "certs"
+TEST_TIMEOUT = float(os.environ.get("FEMTOWS_TEST_TIMEOUT", "30"))
+LOOP_KINDS = ["asyncio", "uvloop"] if uvloop is not None else ["asyncio"]
+
+
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if kind == "uvloop":
+        assert uvloop is not None
+        return uvloop.new_event_loop  # type: ignore[no-any-return]
+    return asyncio.new_event_loop
+
+
+@pytest.fixture(autouse=True)
+def loop_kind() -> str:
+    """Overridden by parametrisation for coroutine tests (see pytest_generate_tests)."""
+    return "asyncio"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if inspect.iscoroutinefunction(metafunc.function):
+        metafunc.parametrize("loop_kind", LOOP_KINDS)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Optional[bool]:
+    func = pyfuncitem.obj
+    if not inspect.iscoroutinefunction(func):
+        return None
+    names = pyfuncitem._fixtureinfo.argnames
+    kwargs = {name: pyfuncitem.funcargs[name] for name in names}
+    loop = _loop_factory(pyfuncitem.funcargs["loop_kind"])()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(asyncio.wait_for(func(**kwargs), TEST_TIMEOUT))
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+    return True
+
+
+class TLSConfig:
+    """Server and client SSL contexts (None, None for plain TCP)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.server: Optional[ssl.SSLContext] = None
+        self.client: Optional[ssl.SSLContext] = None
+        if enabled:
+            self.server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.server.load_cert_chain(CERTS / "cert.pem", CERTS / "key.pem")
+            self.client = ssl.create_default_context(cafile=str(CERTS / "cert.pem"))
+
+    @property
+    def scheme(self) -> str:
+        return "wss" if self.enabled else "ws"
+
+    def server_kwargs(self) -> dict[str, Any]:
+        return {"ssl": self.server} if self.enabled else {}
+
+    def client_kwargs(self) -> dict[str, Any]:
+        return {"ssl_context": self.client} if self.enabled else {}
+
+
+@pytest.fixture(params=[False, True], ids=["tcp", "tls"])
+def tls(request: pytest.FixtureRequest) -> TLSConfig:
+    return TLSConfig(request.param)

@@ -1,0 +1,333 @@
+"""The core API end to end: femtows client against femtows server, over TCP and TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+
+import pytest
+
+import femtows
+from femtows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from tests.utils import RecordingListener, start_echo_server
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65535, 65536, 1024 * 1024, 4 * 1024 * 1024])
+async def test_echo_binary_sizes(tls, size):
+    """Every length encoding (7-bit, 16-bit, 64-bit) round-trips byte for byte."""
+    server, url = await start_echo_server(tls, max_frame_size=8 * 1024 * 1024)
+    async with server:
+        transport, client = await femtows.ws_connect(
+            RecordingListener, url, max_frame_size=8 * 1024 * 1024, **tls.client_kwargs()
+        )
+        payload = bytes(i % 251 for i in range(size))
+        transport.send(WSMsgType.BINARY, payload)
+        assert await client.wait_message(0) == (WSMsgType.BINARY, payload)
+        transport.send_close(WSCloseCode.OK)
+        await transport.wait_disconnected()
+        assert transport.is_disconnected
+
+
+async def test_text_str_and_buffer_types(tls):
+    """send() accepts str (UTF-8), bytes, bytearray, memoryview and None."""
+    server, url = await start_echo_server(tls)
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url, **tls.client_kwargs())
+        transport.send(WSMsgType.TEXT, "héllo ✓")
+        transport.send(WSMsgType.BINARY, bytearray(b"ba"))
+        transport.send(WSMsgType.BINARY, memoryview(b"xmvx")[1:3])
+        transport.send(WSMsgType.BINARY, None)
+        assert await client.wait_message(0) == (WSMsgType.TEXT, "héllo ✓".encode())
+        assert await client.wait_message(1) == (WSMsgType.BINARY, b"ba")
+        assert await client.wait_message(2) == (WSMsgType.BINARY, b"mv")
+        assert await client.wait_message(3) == (WSMsgType.BINARY, b"")
+        transport.disconnect()
+        await transport.wait_disconnected()
+
+
+async def test_fragmented_message_is_delivered_frame_by_frame(tls):
+    """Fragments reach the listener as frames (CONTINUATION, fin) and echo back in order."""
+    server, url = await start_echo_server(tls)
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url, **tls.client_kwargs())
+        transport.send(WSMsgType.TEXT, b"ab", fin=False)
+        transport.send_ping(b"in-between")
+        transport.send(WSMsgType.CONTINUATION, b"cd", fin=False)
+        transport.send(WSMsgType.CONTINUATION, "é", fin=True)
+        frames = await client.wait_frames(4)
+        assert (WSMsgType.PONG, b"in-between", True) in frames  # PONGs are delivered
+        frames = [f for f in frames if f[0] != WSMsgType.PONG]
+        assert frames[:3] == [
+            (WSMsgType.TEXT, b"ab", False),
+            (WSMsgType.CONTINUATION, b"cd", False),
+            (WSMsgType.CONTINUATION, "é".encode(), True),
+        ]
+        transport.disconnect()
+
+
+async def test_ping_is_auto_ponged_and_not_delivered():
+    """A PING from the peer is answered with the same payload and not given to the listener."""
+    got: list[tuple[WSMsgType, bytes]] = []
+
+    class Server(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.send_ping(b"are you there")
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            got.append((frame.msg_type, frame.get_payload_as_bytes()))
+
+    server = await femtows.ws_create_server(lambda r: Server(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await femtows.ws_connect(RecordingListener, f"ws://127.0.0.1:{port}/")
+        transport.send(WSMsgType.TEXT, b"sync")
+        while len(got) < 2:
+            await asyncio.sleep(0)
+        assert got == [(WSMsgType.PONG, b"are you there"), (WSMsgType.TEXT, b"sync")]
+        assert client.frames == []
+        transport.disconnect()
+
+
+async def test_close_handshake_records_codes(tls):
+    """send_close → peer echoes → both close_handshake records are filled, TCP closes."""
+    server, url = await start_echo_server(tls)
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url, **tls.client_kwargs())
+        transport.send_close(WSCloseCode.GOING_AWAY, "bye")
+        await transport.wait_disconnected()
+        hs = transport.close_handshake
+        assert hs is not None
+        assert hs.sent.code == WSCloseCode.GOING_AWAY and hs.sent.reason == "bye"
+        assert hs.recv.code == WSCloseCode.GOING_AWAY and hs.recv.reason == "bye"
+        assert not hs.recv_then_sent
+        assert client.frames[-1][0] == WSMsgType.CLOSE
+
+
+async def test_close_without_listener_reply_is_answered():
+    """A listener that ignores CLOSE still gets a clean closing handshake (femtows replies)."""
+    server = await femtows.ws_create_server(lambda r: RecordingListener(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await femtows.ws_connect(RecordingListener, f"ws://127.0.0.1:{port}/")
+        transport.send_close(4001, b"custom")
+        await transport.wait_disconnected()
+        assert transport.close_handshake.recv.code == 4001
+
+
+async def test_default_send_close_sends_empty_payload():
+    """send_close() with NO_INFO puts an empty CLOSE on the wire (never code 0)."""
+    received: list[bytes] = []
+
+    class Server(RecordingListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            received.append(frame.get_payload_as_bytes())
+
+    server = await femtows.ws_create_server(lambda r: Server(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await femtows.ws_connect(RecordingListener, f"ws://127.0.0.1:{port}/")
+        transport.send_close()
+        await transport.wait_disconnected()
+    assert received == [b""]
+    assert transport.close_handshake.recv.code == WSCloseCode.OK
+
+
+async def test_send_after_close_is_ignored_and_bad_sends_raise():
+    server, url = await start_echo_server()
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url)
+        with pytest.raises(ValueError):
+            transport.send_ping(b"x" * 126)
+        with pytest.raises(ValueError):
+            transport.send(WSMsgType.PING, b"x", fin=False)
+        with pytest.raises(ValueError):
+            transport.send_close(1005)
+        with pytest.raises(ValueError):
+            transport.send_close(WSCloseCode.OK, "x" * 124)
+        with pytest.raises(ValueError):
+            transport.send_close(WSCloseCode.NO_INFO, "reason without code")
+        transport.send_close(WSCloseCode.OK)
+        assert transport.is_close_frame_sent
+        transport.send(WSMsgType.TEXT, b"ignored")
+        transport.send_close(WSCloseCode.GOING_AWAY)  # a second close is a no-op
+        await transport.wait_disconnected()
+        assert transport.close_handshake.sent.code == WSCloseCode.OK
+
+
+async def test_send_reuse_external_bytearray():
+    """Header goes in the headroom; on the client the payload is masked in place (documented)."""
+    server, url = await start_echo_server()
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url)
+        buf = bytearray(14) + bytearray(b"zero copy")
+        transport.send_reuse_external_bytearray(WSMsgType.BINARY, buf, 14)
+        assert await client.wait_message(0) == (WSMsgType.BINARY, b"zero copy")
+        assert buf[14:] != b"zero copy"  # masked in place on the client side
+        with pytest.raises(ValueError):
+            transport.send_reuse_external_bytearray(WSMsgType.BINARY, bytearray(20), 13)
+        with pytest.raises(ValueError):
+            transport.send_reuse_external_bytearray(WSMsgType.BINARY, bytearray(20), 21)
+        with pytest.raises(ValueError):
+            transport.send_reuse_external_bytearray(WSMsgType.CLOSE, bytearray(20), 14)
+        transport.disconnect()
+
+
+async def test_on_ws_frame_exception_is_reraised_by_wait_disconnected():
+    class Boom(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            raise RuntimeError("boom")
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(Boom, url)
+        transport.send(WSMsgType.TEXT, b"x")
+        with pytest.raises(RuntimeError, match="boom"):
+            await transport.wait_disconnected()
+        assert transport.close_handshake.sent.code == WSCloseCode.INTERNAL_ERROR
+
+
+async def test_disconnect_on_exception_false_keeps_connection():
+    class Flaky(RecordingListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            super().on_ws_frame(transport, frame)
+            if len(self.frames) == 1:
+                raise RuntimeError("first one fails")
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, client = await femtows.ws_connect(Flaky, url, disconnect_on_exception=False)
+        transport.send(WSMsgType.TEXT, b"1")
+        transport.send(WSMsgType.TEXT, b"2")
+        await client.wait_frames(2)
+        assert not transport.is_disconnected
+        transport.send_close(WSCloseCode.OK)
+        await transport.wait_disconnected()  # nothing re-raised
+
+
+async def test_protocol_error_raised_by_listener_picks_close_code():
+    class Picky(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            raise femtows.WSProtocolError(WSCloseCode.POLICY_VIOLATION, "not allowed")
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(Picky, url)
+        transport.send(WSMsgType.TEXT, b"x")
+        with pytest.raises(femtows.WSProtocolError):
+            await transport.wait_disconnected()
+        assert transport.close_handshake.sent.code == WSCloseCode.POLICY_VIOLATION
+
+
+async def test_listener_factory_forms_and_request_response():
+    """The client factory may take (request, response) or nothing."""
+    seen = []
+
+    def two_args(request: femtows.WSUpgradeRequest, response: femtows.WSUpgradeResponse):
+        seen.append((request, response))
+        return RecordingListener()
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(two_args, url, extra_headers={"X-Test": "1"})
+        request, response = seen[0]
+        assert request.headers["X-Test"] == "1"
+        assert int(response.status) == 101
+        assert transport.request is request and transport.response is response
+        transport.disconnect()
+        transport2, _ = await femtows.ws_connect(RecordingListener, url)
+        assert transport2.is_client_side and not transport2.is_secure
+        weakref.ref(transport2)  # transports support weak references
+        transport2.disconnect()
+
+
+async def test_wrong_thread_raises():
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(RecordingListener, url)
+        errors = []
+
+        def other_thread() -> None:
+            try:
+                transport.send(WSMsgType.TEXT, b"x")
+            except RuntimeError as e:
+                errors.append(str(e))
+
+        await asyncio.to_thread(other_thread)
+        assert errors and "wrong thread" in errors[0]
+        transport.disconnect()
+
+
+async def test_measure_roundtrip_time():
+    server, url = await start_echo_server()
+    async with server:
+
+        class Pinger(WSListener):
+            pass
+
+        transport, _ = await femtows.ws_connect(Pinger, url)
+        # The echo server's library auto-pongs our PINGs; each round is a positive duration.
+        rtts = await transport.measure_roundtrip_time(3)
+        assert len(rtts) == 3 and all(r > 0 for r in rtts)
+        transport.disconnect()
+
+
+async def test_ws_connect_raises_when_server_closes_before_upgrade():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n")
+        await writer.drain()
+        writer.close()
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        with pytest.raises(femtows.WSHandshakeError):
+            await femtows.ws_connect(RecordingListener, f"ws://127.0.0.1:{port}/")
+
+
+async def test_handshake_timeout():
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)  # never answers
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with srv:
+        port = srv.sockets[0].getsockname()[1]
+        with pytest.raises(asyncio.TimeoutError, match="websocket handshake timeout"):
+            await femtows.ws_connect(
+                RecordingListener, f"ws://127.0.0.1:{port}/", websocket_handshake_timeout=0.2
+            )
+
+
+async def test_last_in_buffer_and_tail_size():
+    """Frames that arrive together: only the last one has last_in_buffer, tail_size shrinks."""
+    seen: list[tuple[bool, int]] = []
+    done = asyncio.Event()
+
+    class Server(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            for i in range(3):
+                transport.underlying_transport.write(b"\x82\x01" + bytes([i]))
+
+    class Client(WSListener):
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            seen.append((frame.last_in_buffer, frame.tail_size))
+            if len(seen) == 3:
+                done.set()
+
+    server = await femtows.ws_create_server(lambda r: Server(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await femtows.ws_connect(Client, f"ws://127.0.0.1:{port}/")
+        await done.wait()
+        assert seen[-1] == (True, 0)
+        if seen[0][1]:  # the three frames arrived in one read
+            assert seen == [(False, 6), (False, 3), (True, 0)]
+        transport.disconnect()
+
+
+def test_public_names():
+    for name in femtows.__all__:
+        assert hasattr(femtows, name), name
+    assert femtows.FEMTOWS_DEBUG_LL == 9
+    assert WSMsgType.PONG == 0xA and WSCloseCode.BAD_GATEWAY == 1014
+    assert femtows.WSAutoPingStrategy.PING_PERIODICALLY == 2
