@@ -881,7 +881,7 @@ def _serialize_response(
     if _HTTP_VERSION_RE.fullmatch(version) is None:
         raise ValueError(f"invalid HTTP version {version!r}")
     code = int(status)
-    if not 100 <= code <= 999:
+    if not 100 <= code <= 599:
         raise ValueError(f"invalid status code {code}")
     phrase = status.phrase if isinstance(status, HTTPStatus) else ""
     lines = [b"%s %d %s" % (version, code, phrase.encode("ascii"))]

@@ -129,6 +129,12 @@ def test_pickle_round_trip() -> None:
     assert str(message_error) == "short"
     assert message_error.raw_header == b"x"
 
+    response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.FORBIDDEN, None, b"no")
+    status_error = pickle.loads(pickle.dumps(WSInvalidStatusError("403", b"h", b"b", response)))
+    assert status_error.response is not None
+    assert status_error.response.status is HTTPStatus.FORBIDDEN
+    assert status_error.response.body == b"no"
+
     protocol_error = pickle.loads(pickle.dumps(WSProtocolError(1002, "bad frame")))
     assert (protocol_error.code, protocol_error.message) == (1002, "bad frame")
 

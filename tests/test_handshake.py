@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
+import pickle
 import subprocess
 import sys
 from http import HTTPStatus
@@ -114,10 +116,20 @@ def test_limits() -> None:
 
 
 def _import_limits(env_value: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, FEMTOWS_MAX_HEAD_SIZE=env_value, FEMTOWS_MAX_HEADERS="7")
+    # Import the same femtows as this process, whatever the current directory.
+    root = os.path.dirname(os.path.dirname(handshake.__file__))
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = dict(
+        os.environ, PYTHONPATH=path, FEMTOWS_MAX_HEAD_SIZE=env_value, FEMTOWS_MAX_HEADERS="7"
+    )
     code = "from femtows import handshake as h; print(h.MAX_HEAD_SIZE, h.MAX_HEADERS)"
     return subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 
@@ -1177,3 +1189,36 @@ def test_handshake_rejection() -> None:
     assert str(rej) == "nope"
     assert rej.headers == [("Allow", "GET")]
     assert HandshakeRejection(HTTPStatus.BAD_REQUEST, "x").headers == []
+
+
+def test_handshake_rejection_pickles() -> None:
+    """HandshakeRejection survives pickling."""
+    original = HandshakeRejection(HTTPStatus.UPGRADE_REQUIRED, "r", {"A": "b"})
+    rej = pickle.loads(pickle.dumps(original))
+    assert (rej.status, rej.reason, rej.headers) == (426, "r", [("A", "b")])
+
+
+def test_response_with_listener_repr() -> None:
+    """The repr shows both parts."""
+    pair = WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(404), None)
+    assert repr(pair) == (
+        "WSUpgradeResponseWithListener(WSUpgradeResponse(version=b'HTTP/1.1', status=404, "
+        "headers=[], body=None), None)"
+    )
+
+
+@pytest.mark.parametrize("path", ["", "/a b", "/caf\u00e9", "/\r\nX: 1"])
+def test_build_request_refuses_bad_target(path: str) -> None:
+    """A hand-made WSParsedURL cannot smuggle an invalid request target."""
+    url = dataclasses.replace(parse_url("ws://h/"), path=path)
+    with pytest.raises(ValueError):
+        build_request(url, RFC_KEY)
+
+
+@pytest.mark.parametrize("status", [99, 600, 1000])
+def test_to_bytes_refuses_bad_status(status: int) -> None:
+    """Only three-digit codes 100-599 are written."""
+    response = WSUpgradeResponse()
+    response.status = status
+    with pytest.raises(ValueError):
+        response.to_bytes()

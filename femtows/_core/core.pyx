@@ -30,6 +30,15 @@ from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
 
+from femtows._core.kernels cimport (
+    FEMTOWS_UTF8_ACCEPT,
+    FEMTOWS_UTF8_REJECT,
+    femtows_mask_copy,
+    femtows_mask_impl,
+    femtows_mask_inplace,
+    femtows_utf8_validate,
+)
+
 import asyncio
 import logging
 import os
