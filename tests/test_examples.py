@@ -1,0 +1,52 @@
+"""Every example in examples/ runs and does what its docstring says."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+TIMEOUT = 120
+
+
+def run(*args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_echo_demo(loop: str) -> None:
+    out = run(str(EXAMPLES / "echo_demo.py"), "--loop", loop)
+    assert "echo: BINARY 70000 bytes, identical=True" in out
+    assert "fragmented TEXT in 2 frames -> 'fragmented ✓'" in out
+    assert "closed cleanly: peer answered OK" in out
+
+
+def test_echo_server_and_client() -> None:
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "echo_server.py"), "--port", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("LISTENING "), line
+        port = int(line.split()[1])
+        out = run(str(EXAMPLES / "echo_client.py"), "--url", f"ws://127.0.0.1:{port}")
+        assert out.strip() == "Echo reply: Hello world"
+    finally:
+        server.kill()
+        server.wait(TIMEOUT)
+
+
+def test_cython_listener_example() -> None:
+    out = run(str(EXAMPLES / "echo_client_cython_runner.py"), "--count", "500")
+    assert "500 round trips" in out
+    assert "last payload b'ping from cython'" in out
