@@ -331,3 +331,95 @@ def test_public_names():
     assert femtows.FEMTOWS_DEBUG_LL == 9
     assert WSMsgType.PONG == 0xA and WSCloseCode.BAD_GATEWAY == 1014
     assert femtows.WSAutoPingStrategy.PING_PERIODICALLY == 2
+
+
+async def test_pause_and_resume_writing_are_forwarded():
+    """A slow reader drives the server listener's pause_writing, then resume_writing."""
+    paused = asyncio.Event()
+    resumed = asyncio.Event()
+
+    class Pusher(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.underlying_transport.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            chunk = b"x" * 65536
+            while not paused.is_set():
+                transport.send(WSMsgType.BINARY, chunk)
+
+        def pause_writing(self) -> None:
+            paused.set()
+
+        def resume_writing(self) -> None:
+            resumed.set()
+
+    class SlowClient(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.underlying_transport.pause_reading()
+
+    server = await femtows.ws_create_server(lambda r: Pusher(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await femtows.ws_connect(SlowClient, f"ws://127.0.0.1:{port}/")
+        await paused.wait()
+        assert not resumed.is_set()
+        transport.underlying_transport.resume_reading()
+        await resumed.wait()
+        transport.disconnect()
+
+
+async def test_tcp_nodelay_is_set(tls):
+    import socket
+
+    server, url = await start_echo_server(tls)
+    async with server:
+        transport, _ = await femtows.ws_connect(RecordingListener, url, **tls.client_kwargs())
+        sock = transport.underlying_transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+        assert transport.is_secure == tls.enabled
+        transport.disconnect()
+
+
+async def test_reuse_port_is_passed_through():
+    """Two servers share one port with reuse_port=True (the multi-threaded server pattern)."""
+    first, url = await start_echo_server(None, reuse_port=True)
+    port = first.sockets[0].getsockname()[1]
+    second = await femtows.ws_create_server(
+        lambda r: RecordingListener(), "127.0.0.1", port, reuse_port=True
+    )
+    async with first, second:
+        transport, _ = await femtows.ws_connect(RecordingListener, url)
+        transport.disconnect()
+
+
+async def test_logger_name_forms(caplog):
+    """logger_name may be a str (femtows.<str>), a Logger or a LoggerAdapter."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    server, url = await start_echo_server(None, logger_name="myserver")
+    adapter = logging.LoggerAdapter(logging.getLogger("app.ws"), {})
+    async with server:
+        t1, _ = await femtows.ws_connect(RecordingListener, url, logger_name="myclient")
+        t2, _ = await femtows.ws_connect(RecordingListener, url, logger_name=adapter)
+        t1.disconnect()
+        t2.disconnect()
+        await t1.wait_disconnected()
+        await t2.wait_disconnected()
+    names = {r.name for r in caplog.records}
+    assert any(n.startswith("femtows.myclient.") for n in names), names
+    assert "app.ws" in names
+    assert any(n.startswith("femtows.myserver.") for n in names), names
+    # Per-connection loggers are not registered in the logging manager (no leak).
+    assert not any(n.startswith("femtows.myclient.") for n in logging.root.manager.loggerDict)
+
+
+async def test_small_read_buffer_grows_for_large_frames():
+    """read_buffer_init_size is only a start: a 1 MiB frame still arrives whole."""
+    server, url = await start_echo_server(None, read_buffer_init_size=16)
+    async with server:
+        transport, client = await femtows.ws_connect(
+            RecordingListener, url, read_buffer_init_size=16
+        )
+        payload = bytes(range(256)) * 4096
+        transport.send(WSMsgType.BINARY, payload)
+        assert await client.wait_message(0) == (WSMsgType.BINARY, payload)
+        transport.disconnect()
