@@ -66,7 +66,8 @@ async def main() -> None:
     await transport.wait_disconnected()
     hs = transport.close_handshake
     assert hs is not None and hs.recv is not None
-    print(f"closed cleanly: peer answered {hs.recv.code.name if hasattr(hs.recv.code, 'name') else hs.recv.code}")
+    code = hs.recv.code
+    print(f"closed cleanly: peer answered {getattr(code, 'name', code)}")
     server.close()
     await server.wait_closed()
 
