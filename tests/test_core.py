@@ -423,3 +423,45 @@ async def test_small_read_buffer_grows_for_large_frames():
         transport.send(WSMsgType.BINARY, payload)
         assert await client.wait_message(0) == (WSMsgType.BINARY, payload)
         transport.disconnect()
+
+
+async def test_on_ws_connected_exception_closes_with_1011_and_is_reraised():
+    class Broken(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            raise ValueError("cannot start")
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(Broken, url)
+        with pytest.raises(ValueError, match="cannot start"):
+            await transport.wait_disconnected()
+        assert transport.close_handshake.sent.code == WSCloseCode.INTERNAL_ERROR
+
+
+async def test_on_ws_disconnected_exception_is_reraised():
+    class BadGoodbye(WSListener):
+        def on_ws_disconnected(self, transport: WSTransport) -> None:
+            raise KeyError("goodbye")
+
+    server, url = await start_echo_server()
+    async with server:
+        transport, _ = await femtows.ws_connect(BadGoodbye, url)
+        transport.send_close(WSCloseCode.OK)
+        with pytest.raises(KeyError):
+            await transport.wait_disconnected()
+
+
+async def test_peer_close_with_error_code_does_not_raise():
+    """A peer-initiated close never raises from wait_disconnected, whatever its code."""
+
+    class Closer(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            transport.send_close(WSCloseCode.TRY_AGAIN_LATER, "later")
+
+    server = await femtows.ws_create_server(lambda r: Closer(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, client = await femtows.ws_connect(RecordingListener, f"ws://127.0.0.1:{port}/")
+        await transport.wait_disconnected()
+        assert transport.close_handshake.recv.code == WSCloseCode.TRY_AGAIN_LATER
+        assert transport.close_handshake.recv_then_sent

@@ -916,7 +916,10 @@ cdef class WSProtocolCore:
                 try:
                     self._listener.on_ws_disconnected(t)
                 except Exception as e:
+                    # Nothing left to close: log it, and on the client hand it to
+                    # wait_disconnected() like any other callback exception.
                     self._handle_callback_exception(e, "on_ws_disconnected", False)
+                    t._store_exception(e)
         if not t.disconnected_future.done():
             t.disconnected_future.set_result(None)
 
