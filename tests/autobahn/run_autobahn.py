@@ -17,6 +17,7 @@ Every subprocess runs in its own session, is bounded by --timeout and is killed 
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -31,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, List, Optional, Sequence, TextIO
+from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
@@ -40,7 +42,7 @@ ECHO_CLIENT = EXAMPLES / "autobahn_echo_client.py"
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0  # seconds for a subprocess to start listening
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
-REPORT_GRACE = 120.0  # seconds kosoku fuzzingserver may take to write reports and exit
+REPORT_GRACE = 60.0  # seconds kosoku fuzzingserver may take to write reports and exit
 
 CATEGORIES: Dict[str, str] = {
     "1": "Framing",
@@ -170,7 +172,8 @@ class Proc:
                 self.popen.send_signal(sig)
 
     def tail(self, n: int = 20) -> str:
-        return "\n".join("    " + line for line in self.lines()[-n:])
+        lines = self.lines()[-n:]
+        return "\n".join(lines) if lines else "(no output)"
 
 
 @contextlib.contextmanager
@@ -197,6 +200,33 @@ def kosoku_argv() -> List[str]:
     except ImportError:
         raise HarnessError("kosoku not found: pip install kosoku") from None
     return [sys.executable, "-c", "from kosoku._cli import main; main()"]
+
+
+def update_reports(port: int, agent: str) -> None:
+    """Open ``/updateReports`` on kosoku's fuzzing server with a bare-socket handshake."""
+    request = (
+        f"GET /updateReports?agent={quote(agent)} HTTP/1.1\r\n"
+        f"Host: {HOST}:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    try:
+        with socket.create_connection((HOST, port), timeout=10.0) as sock:
+            sock.sendall(request.encode())
+            response = b""
+            while b"\r\n\r\n" not in response:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                response += chunk
+            # Masked CLOSE 1000, then wait for the server to drop the connection.
+            mask = os.urandom(4)
+            payload = bytes(b ^ mask[i % 4] for i, b in enumerate(b"\x03\xe8"))
+            sock.sendall(b"\x88\x82" + mask + payload)
+            while sock.recv(4096):
+                pass
+    except OSError as exc:
+        print(f"[client] /updateReports failed: {exc}")
 
 
 def free_port() -> int:
@@ -311,9 +341,11 @@ def run_server_direction(opts: Options) -> DirectionResult:
         with started("echo-server", server_argv, opts.outdir / "server.log", opts.env) as server:
             match = server.wait_for_line(r"^LISTENING (\d+)$", STARTUP_TIMEOUT)
             if match is None:
+                code = server.popen.poll()
+                when = f"exited with code {code}" if code is not None else "timed out"
                 raise HarnessError(
-                    f"echo server did not print LISTENING within {STARTUP_TIMEOUT:g}s "
-                    f"(exit code {server.popen.poll()}):\n{server.tail()}"
+                    f"echo server {when} before printing LISTENING; see {server.log_path}:\n"
+                    f"{server.tail()}"
                 )
             port = int(match.group(1))
             print(f"[server] echo server listening on {HOST}:{port} (loop={opts.loop})")
@@ -378,28 +410,33 @@ def run_client_direction(opts: Options) -> DirectionResult:
                 sys.executable, "-u", str(ECHO_CLIENT),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
             ]  # fmt: skip
-            with started("echo-client", client_argv, opts.outdir / "client.log", opts.env) as cl:
-                code = cl.wait(deadline - time.monotonic())
-                for line in cl.lines():
-                    found = re.match(r"server has (\d+) cases", line)
-                    if found:
-                        result.expected_count = int(found.group(1))
-                    if line.startswith(("server has ", "ran ")):
-                        print(f"[client] {line}")
-                if code is None:
-                    raise HarnessError(
-                        f"echo client did not finish within {opts.timeout:g}s:\n{cl.tail()}"
-                    )
-                if code != 0:
-                    result.errors.append(
-                        f"echo client exited with code {code}; see {cl.log_path}:\n{cl.tail()}"
-                    )
+            client_log = opts.outdir / "client.log"
+            with started("echo-client", client_argv, client_log, opts.env) as client:
+                code = client.wait(deadline - time.monotonic())
+            for line in client.lines():
+                found = re.match(r"server has (\d+) cases", line)
+                if found:
+                    result.expected_count = int(found.group(1))
+                if line.startswith(("server has ", "ran ")):
+                    print(f"[client] {line}")
+            if code is None:
+                result.errors.append(
+                    f"echo client did not finish within {opts.timeout:g}s (killed; see "
+                    f"{client_log}):\n{client.tail()}"
+                )
+            elif code != 0:
+                result.errors.append(
+                    f"echo client exited with code {code}; see {client_log}:\n{client.tail()}"
+                )
+            if code != 0:
+                # Reports are only written on /updateReports: ask for them ourselves so the
+                # cases that did run still get a verdict.
+                update_reports(port, opts.agent)
             # After /updateReports kosoku writes the reports and exits.
-            grace = max(deadline - time.monotonic(), REPORT_GRACE)
-            if fuzz.wait(grace) is None:
+            if fuzz.wait(REPORT_GRACE) is None:
                 raise HarnessError(
-                    f"kosoku fuzzingserver did not exit within {grace:g}s after the client "
-                    f"finished:\n{fuzz.tail()}"
+                    f"kosoku fuzzingserver did not exit within {REPORT_GRACE:g}s after "
+                    f"/updateReports:\n{fuzz.tail()}"
                 )
             if not (report_dir / "index.json").is_file():
                 raise HarnessError(
@@ -552,10 +589,8 @@ def format_result(result: DirectionResult, markdown: bool) -> str:
     title = DIRECTIONS[result.direction]
     agents = sorted({o.agent for o in result.outcomes})
     verdict = "PASS" if result.ok else "FAIL"
-    head = (
-        f"{len(result.outcomes)} cases, agent {', '.join(agents) or '-'}, "
-        f"wall time {result.wall_time:.1f}s: {verdict}"
-    )
+    wall = f"wall time {result.wall_time:.1f}s" if result.wall_time else "existing reports"
+    head = f"{len(result.outcomes)} cases, agent {', '.join(agents) or '-'}, {wall}: {verdict}"
     out: List[str] = []
     if markdown:
         out += [f"## {title}", "", head, ""]
@@ -568,7 +603,12 @@ def format_result(result: DirectionResult, markdown: bool) -> str:
     if result.errors:
         out += ["", "Harness errors:" if not markdown else "**Harness errors:**", ""]
         for error in result.errors:
-            out += [("- " if markdown else "  ! ") + error.replace("\n", "\n    ")]
+            first, _, rest = error.partition("\n")
+            out.append(("- " if markdown else "  ! ") + first)
+            if rest and markdown:
+                out += ["", "  ```"] + ["  " + line for line in rest.splitlines()] + ["  ```"]
+            elif rest:
+                out += ["      " + line for line in rest.splitlines()]
     failures = result.failures
     if failures:
         label = f"Failing cases ({len(failures)}):"
@@ -611,16 +651,29 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--pythonpath", action="append", default=[], metavar="DIR",
         help="prepend DIR to PYTHONPATH for the example processes (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--report-only", action="store_true",
+        help="run nothing: summarize the reports already in OUTDIR/servers and OUTDIR/clients",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
+def existing_result(direction: str, report_dir: Path) -> DirectionResult:
+    result = DirectionResult(direction)
+    load_reports(result, report_dir)
+    return result
+
+
 def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    print(f"terminated by signal {signum}, stopping subprocesses", file=sys.stderr)
     raise SystemExit(128 + signum)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    # Also when started with SIGINT ignored (a background job of a non-interactive shell).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -647,11 +700,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     results: List[DirectionResult] = []
     try:
         if args.mode in ("server", "both"):
-            results.append(run_server_direction(opts))
+            if args.report_only:
+                results.append(existing_result("server", outdir / "servers"))
+            else:
+                results.append(run_server_direction(opts))
         if args.mode in ("client", "both"):
-            results.append(run_client_direction(opts))
+            if args.report_only:
+                results.append(existing_result("client", outdir / "clients"))
+            else:
+                results.append(run_client_direction(opts))
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted, subprocesses stopped", file=sys.stderr)
         return 130
 
     for result in results:
