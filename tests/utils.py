@@ -77,3 +77,141 @@ async def start_echo_server(tls: Any = None, **kwargs: Any) -> tuple[asyncio.Ser
     port = server.sockets[0].getsockname()[1]
     scheme = tls.scheme if tls is not None else "ws"
     return server, f"{scheme}://127.0.0.1:{port}/"
+
+
+# ------------------------------------------------------------------------------------------------
+# Raw wire helpers (test_malformed.py, test_server_handshake.py): frames and handshakes written
+# and read byte by byte, without any WebSocket library in between.
+
+RAW_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+RAW_ACCEPT = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="  # RFC 6455 §1.3's example pair
+RAW_TIMEOUT = 5.0
+
+
+def raw_upgrade_request(
+    path: str = "/", key: str = RAW_KEY, extra: bytes = b"", host: str = "127.0.0.1"
+) -> bytes:
+    """A valid client upgrade request (RFC 6455 §4.1); ``extra`` holds more header lines."""
+    return (
+        (
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+        ).encode()
+        + extra
+        + b"\r\n"
+    )
+
+
+def encode_frame(
+    opcode: int,
+    payload: bytes = b"",
+    *,
+    fin: bool = True,
+    mask: bool = True,
+    rsv: int = 0,
+    length: Optional[bytes] = None,
+    key: bytes = b"\x37\xfa\x21\x3d",
+) -> bytes:
+    """One frame as bytes. ``rsv`` is OR-ed into the first byte (0x40/0x20/0x10); ``length``
+    overrides the length field (the 7-bit byte and any extended bytes, without the mask bit)."""
+    first = (0x80 if fin else 0) | rsv | opcode
+    mask_bit = 0x80 if mask else 0
+    if length is None:
+        n = len(payload)
+        if n < 126:
+            length = bytes([n])
+        elif n <= 0xFFFF:
+            length = bytes([126]) + n.to_bytes(2, "big")
+        else:
+            length = bytes([127]) + n.to_bytes(8, "big")
+    head = bytes([first, length[0] | mask_bit]) + length[1:]
+    if not mask:
+        return head + payload
+    masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return head + key + masked
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return code.to_bytes(2, "big") + reason
+
+
+class RawFrame:
+    """A frame read off the wire by :func:`read_frame` (payload already unmasked)."""
+
+    def __init__(self, fin: bool, rsv: int, opcode: int, masked: bool, payload: bytes) -> None:
+        self.fin = fin
+        self.rsv = rsv
+        self.opcode = opcode
+        self.masked = masked
+        self.payload = payload
+
+    @property
+    def close_code(self) -> Optional[int]:
+        assert self.opcode == 0x8, f"not a CLOSE frame: opcode {self.opcode:#x}"
+        return int.from_bytes(self.payload[:2], "big") if len(self.payload) >= 2 else None
+
+    def __repr__(self) -> str:
+        return (
+            f"RawFrame(fin={self.fin}, rsv={self.rsv:#x}, opcode={self.opcode:#x}, "
+            f"masked={self.masked}, payload={self.payload[:40]!r})"
+        )
+
+
+async def read_frame(reader: asyncio.StreamReader, timeout: float = RAW_TIMEOUT) -> RawFrame:
+    """Read one frame; raises asyncio.IncompleteReadError on EOF, TimeoutError on silence."""
+
+    async def read() -> RawFrame:
+        b0, b1 = await reader.readexactly(2)
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(await reader.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await reader.readexactly(8), "big")
+        key = await reader.readexactly(4) if b1 & 0x80 else b""
+        payload = await reader.readexactly(n)
+        if key:
+            payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        return RawFrame(bool(b0 & 0x80), b0 & 0x70, b0 & 0x0F, bool(b1 & 0x80), payload)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+async def read_until_eof(reader: asyncio.StreamReader, timeout: float = RAW_TIMEOUT) -> bytes:
+    """Everything the peer sends until it closes; fails (TimeoutError) if it does not."""
+
+    async def read() -> bytes:
+        chunks = []
+        while True:
+            try:
+                chunk = await reader.read(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    return await asyncio.wait_for(read(), timeout)
+
+
+def parse_http_head(head: bytes) -> tuple[str, list[tuple[str, str]]]:
+    """Split an HTTP response head into its status line and (name, value) header pairs."""
+    lines = head.decode("latin-1").split("\r\n")
+    headers = []
+    for line in lines[1:]:
+        if line:
+            name, _, value = line.partition(":")
+            headers.append((name, value.strip()))
+    return lines[0], headers
+
+
+def accept_for(request_head: bytes) -> str:
+    """Sec-WebSocket-Accept for the key in a raw request head, computed by hand (RFC 6455)."""
+    import base64
+    import hashlib
+    import re
+
+    match = re.search(rb"(?im)^sec-websocket-key:[ \t]*(\S+)", request_head)
+    assert match is not None, f"no Sec-WebSocket-Key in {request_head!r}"
+    digest = hashlib.sha1(match.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+    return base64.b64encode(digest).decode()

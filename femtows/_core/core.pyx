@@ -791,6 +791,7 @@ cdef class WSProtocolCore:
         bint _msg_open
         bint _msg_is_text
         uint32_t _utf8_state
+        uint64_t _skip         # payload bytes of a refused (1009) frame still to discard
 
         # configuration
         uint64_t _max_frame_size
@@ -1220,19 +1221,25 @@ cdef class WSProtocolCore:
         while self._state != DISCONNECTED:
             avail = self._rend - self._rstart
             p = self._rbuf + self._rstart
+            if self._skip:
+                # Counting past the payload of a frame refused with 1009, without buffering it.
+                if avail == 0:
+                    return
+                total = <size_t>min(<uint64_t>avail, self._skip)
+                self._skip -= total
+                self._rstart += total
+                continue
             rc = _parse_header(p, avail, &h)
             if rc == NEED_MORE:
                 return
             if self._state != OPEN:
                 # Closing: nothing more is delivered. We only look for the peer's CLOSE to
                 # finish the handshake; a stream we cannot parse is simply dropped.
-                if rc != HEADER_OK:
+                if (rc != HEADER_OK or h.payload_len > self._max_frame_size
+                        or (h.opcode >= 8 and h.payload_len > MAX_CONTROL_PAYLOAD)):
                     self._rstart = self._rend
                     return
                 total = h.header_len + <size_t>h.payload_len
-                if h.payload_len > self._max_frame_size and h.opcode < 8:
-                    self._rstart = self._rend
-                    return
                 if avail < total:
                     self._make_room_for_frame(total)
                     return
@@ -1244,6 +1251,10 @@ cdef class WSProtocolCore:
                 rc = self._check_header(&h)
             if rc != HEADER_OK:
                 self._fail(rc, _header_error_reason(rc, &h, self._is_client))
+                if rc == 1009 and avail < h.header_len + h.payload_len:
+                    # The frame is well formed, only too big: skip its payload as it arrives
+                    # so that the peer's CLOSE reply is still recognised.
+                    self._skip = h.header_len + h.payload_len - avail
                 return
             total = h.header_len + <size_t>h.payload_len
             if avail < total:
@@ -1271,6 +1282,8 @@ cdef class WSProtocolCore:
                 rc = self._check_close_payload(payload, <size_t>h.payload_len)
                 if rc != 0:
                     self._fail(rc, "invalid CLOSE frame payload")
+                    # The peer has sent its CLOSE already: with ours the handshake is over.
+                    self._on_closing_handshake_done()
                     return
             self._rstart += total
             frame.payload_ptr = payload
@@ -1370,6 +1383,9 @@ cdef class WSProtocolCore:
         cdef WSTransport t = self._transport
         self._logger.info("protocol error, failing the connection: %d %s", code, reason)
         self._state = FAILED
+        # What follows a bad frame cannot be framed reliably: drop it. The peer's CLOSE reply,
+        # sent after it read ours, starts on a frame boundary of its own.
+        self._rstart = self._rend
         t._store_exception(WSProtocolError(code, reason))
         if not t.is_close_frame_sent and not t._disconnected:
             t._send_close_payload(code, reason.encode("utf-8")[:123])

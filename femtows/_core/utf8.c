@@ -205,7 +205,9 @@ FW_INLINE const unsigned char *skip_ascii_scalar(const unsigned char *p, const u
     attr static uint64_t name(uint64_t s, const unsigned char *p, const unsigned char *end)     \
     {                                                                                           \
         while (end - p >= 16) {                                                                 \
-            if ((s & 63) == ST_ACC && ascii16(p)) {                                             \
+            /* ascii16 first: whether a block *ends* on a character boundary is random in    \
+             * non-ASCII text, so branching on the state first would mispredict constantly. */ \
+            if (ascii16(p) && (s & 63) == ST_ACC) {                                             \
                 p = skip_ascii(p + 16, end);                                                    \
                 continue;                                                                       \
             }                                                                                   \
