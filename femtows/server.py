@@ -85,7 +85,10 @@ async def ws_create_server(
             max_head_size=handshake.MAX_HEAD_SIZE,
         )
 
-    return await loop.create_server(make_protocol, host, port, **kwargs)
+    # host/port go through the keyword dict: typeshed's create_server signature differs
+    # across Python versions (port: int vs int | None).
+    server_kwargs: dict[str, Any] = {"host": host, "port": port, **kwargs}
+    return await loop.create_server(make_protocol, **server_kwargs)
 
 
 logging.getLogger("femtows.server").addHandler(logging.NullHandler())
