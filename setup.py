@@ -25,6 +25,7 @@ extensions = [
         "femtows._core.core",
         sources=["femtows/_core/core.pyx", "femtows/_core/mask.c", "femtows/_core/utf8.c"],
         include_dirs=["femtows/_core"],
+        depends=["femtows/_core/mask.h", "femtows/_core/utf8.h", "femtows/_core/simd_common.h"],
         extra_compile_args=extra_compile_args,
         define_macros=macros,
     ),

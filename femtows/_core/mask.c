@@ -20,29 +20,7 @@
 
 #include <string.h>
 
-#if !defined(FEMTOWS_FORCE_SCALAR) && (defined(__x86_64__) || defined(__i386__)) && \
-    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 5))
-/* GCC >= 4.9 / clang allow intrinsics inside target() functions without -m flags; GCC 5 is
- * the conservative floor we rely on. */
-#define FEMTOWS_MASK_X86 1
-#include <immintrin.h>
-#if !defined(FEMTOWS_NO_AVX2)
-#define FEMTOWS_MASK_AVX2 1
-#endif
-#endif
-
-#if defined(__GNUC__)
-#define FW_INLINE static inline __attribute__((always_inline))
-/* The selected kernel is published with relaxed atomics: every thread that races on the first
- * call computes the same value, and the pointee is code, so no ordering is needed -- but the
- * accesses must still be atomic to be free of data races under the C11 memory model. */
-#define FW_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define FW_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#else
-#define FW_INLINE static inline
-#define FW_LOAD(p) (*(p))
-#define FW_STORE(p, v) (*(p) = (v))
-#endif
+#include "simd_common.h"
 
 /* From this length on, the SIMD kernels align their stores (see the design notes). Below it
  * the extra head store is not worth it (measured on Zen 4: neutral at 256 B, +20-30% from
@@ -128,7 +106,7 @@ static void mask_scalar(unsigned char *dst, const unsigned char *src, size_t len
     mask_small(dst + i, src + i, len - i, key);
 }
 
-#ifdef FEMTOWS_MASK_X86
+#ifdef FEMTOWS_X86
 
 /* _mm*_set1_epi32 take an int; converting a uint32_t above INT_MAX is implementation-defined
  * and every compiler that reaches this code (GCC, clang) keeps the bit pattern. Stored lanes
@@ -173,7 +151,7 @@ __attribute__((target("sse2"))) static void mask_sse2(unsigned char *dst,
         _mm_storeu_si128((__m128i *)dst, head);
 }
 
-#ifdef FEMTOWS_MASK_AVX2
+#ifdef FEMTOWS_X86_AVX2
 __attribute__((target("avx2"))) static void mask_avx2(unsigned char *dst,
                                                       const unsigned char *src, size_t len,
                                                       uint32_t key)
@@ -209,18 +187,18 @@ __attribute__((target("avx2"))) static void mask_avx2(unsigned char *dst,
     if (head_len)
         _mm256_storeu_si256((__m256i *)dst, head);
 }
-#endif /* FEMTOWS_MASK_AVX2 */
+#endif /* FEMTOWS_X86_AVX2 */
 
-#endif /* FEMTOWS_MASK_X86 */
+#endif /* FEMTOWS_X86 */
 
 static mask_kernel select_kernel(void)
 {
-#ifdef FEMTOWS_MASK_X86
+#ifdef FEMTOWS_X86
     /* Needed only if we run before the runtime's own constructors (e.g. from another
      * constructor); cheap and idempotent otherwise. libgcc/compiler-rt check that the OS
      * saves YMM state (XGETBV) before reporting avx2. */
     __builtin_cpu_init();
-#ifdef FEMTOWS_MASK_AVX2
+#ifdef FEMTOWS_X86_AVX2
     if (__builtin_cpu_supports("avx2"))
         return mask_avx2;
 #endif
@@ -260,8 +238,8 @@ const char *femtows_mask_impl(void)
         k = select_kernel();
         FW_STORE(&active_kernel, k);
     }
-#ifdef FEMTOWS_MASK_X86
-#ifdef FEMTOWS_MASK_AVX2
+#ifdef FEMTOWS_X86
+#ifdef FEMTOWS_X86_AVX2
     if (k == mask_avx2)
         return "avx2";
 #endif

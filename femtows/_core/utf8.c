@@ -45,24 +45,7 @@
 
 #include <string.h>
 
-#if !defined(FEMTOWS_FORCE_SCALAR) && (defined(__x86_64__) || defined(__i386__)) && \
-    (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 5))
-#define FEMTOWS_UTF8_X86 1
-#include <immintrin.h>
-#if !defined(FEMTOWS_NO_AVX2)
-#define FEMTOWS_UTF8_AVX2 1
-#endif
-#endif
-
-#if defined(__GNUC__)
-#define FW_INLINE static inline __attribute__((always_inline))
-#define FW_LOAD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
-#define FW_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
-#else
-#define FW_INLINE static inline
-#define FW_LOAD(p) (*(p))
-#define FW_STORE(p, v) (*(p) = (v))
-#endif
+#include "simd_common.h"
 
 /* State offsets. Six bits per field; the largest offset plus its field must fit in 64 bits. */
 #define ST_ACC 0
@@ -223,7 +206,7 @@ typedef uint64_t (*utf8_kernel)(uint64_t s, const unsigned char *p, const unsign
 
 DEFINE_VALIDATOR(validate_scalar, , ascii16_scalar, skip_ascii_scalar)
 
-#ifdef FEMTOWS_UTF8_X86
+#ifdef FEMTOWS_X86
 
 /* movemask gathers each byte's top bit: zero iff all 16 (32) bytes are < 0x80. */
 __attribute__((target("sse2"))) FW_INLINE int ascii16_sse2(const unsigned char *p)
@@ -251,7 +234,7 @@ skip_ascii_sse2(const unsigned char *p, const unsigned char *end)
 
 DEFINE_VALIDATOR(validate_sse2, __attribute__((target("sse2"))), ascii16_sse2, skip_ascii_sse2)
 
-#ifdef FEMTOWS_UTF8_AVX2
+#ifdef FEMTOWS_X86_AVX2
 /* BMI2 rides along with AVX2 (every AVX2 CPU has it, and we check both): it gives SHRX, a
  * one-uop variable shift, which shortens the automaton step on Intel cores where SHR by CL is
  * several uops. */
@@ -278,15 +261,15 @@ AVX2_TARGET FW_INLINE const unsigned char *skip_ascii_avx2(const unsigned char *
 }
 
 DEFINE_VALIDATOR(validate_avx2, AVX2_TARGET, ascii16_sse2, skip_ascii_avx2)
-#endif /* FEMTOWS_UTF8_AVX2 */
+#endif /* FEMTOWS_X86_AVX2 */
 
-#endif /* FEMTOWS_UTF8_X86 */
+#endif /* FEMTOWS_X86 */
 
 static utf8_kernel select_kernel(void)
 {
-#ifdef FEMTOWS_UTF8_X86
+#ifdef FEMTOWS_X86
     __builtin_cpu_init(); /* see mask.c */
-#ifdef FEMTOWS_UTF8_AVX2
+#ifdef FEMTOWS_X86_AVX2
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi2"))
         return validate_avx2;
 #endif
@@ -326,8 +309,8 @@ const char *femtows_utf8_impl(void)
         k = select_kernel();
         FW_STORE(&active_kernel, k);
     }
-#ifdef FEMTOWS_UTF8_X86
-#ifdef FEMTOWS_UTF8_AVX2
+#ifdef FEMTOWS_X86
+#ifdef FEMTOWS_X86_AVX2
     if (k == validate_avx2)
         return "avx2";
 #endif
