@@ -286,16 +286,25 @@ async def test_ws_connect_raises_when_server_closes_before_upgrade():
 
 
 async def test_handshake_timeout():
+    """A server that accepts TCP but never answers the upgrade: TimeoutError, not a hang."""
+    release = asyncio.Event()
+
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read(100)  # never answers
+        await reader.read(100)
+        # Python 3.12+ closes the connection when the handler returns: stay silent instead.
+        await release.wait()
+        writer.close()
 
     srv = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with srv:
         port = srv.sockets[0].getsockname()[1]
-        with pytest.raises(asyncio.TimeoutError, match="websocket handshake timeout"):
-            await femtows.ws_connect(
-                RecordingListener, f"ws://127.0.0.1:{port}/", websocket_handshake_timeout=0.2
-            )
+        try:
+            with pytest.raises(asyncio.TimeoutError, match="websocket handshake timeout"):
+                await femtows.ws_connect(
+                    RecordingListener, f"ws://127.0.0.1:{port}/", websocket_handshake_timeout=0.2
+                )
+        finally:
+            release.set()
 
 
 async def test_last_in_buffer_and_tail_size():
