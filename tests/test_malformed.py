@@ -623,3 +623,36 @@ async def test_client_rejects_frame_over_max_frame_size():
             await asyncio.wait_for(transport.wait_disconnected(), PROMPT_EOF)
         assert info.value.code == 1009
         assert listener.frames == []
+
+
+@pytest.mark.parametrize("split", [3, 100, 4096])
+async def test_invalid_utf8_fails_before_the_frame_is_complete(split: int):
+    """Fail fast: invalid UTF-8 in the part of a TEXT frame that has arrived closes with 1007
+    without waiting for the rest of the frame (Autobahn 6.4.x)."""
+    async with raw_client() as client:
+        payload = b"a" * (split - 1) + b"\xff" + b"b" * 10_000
+        wire = encode_frame(TEXT, payload)
+        header_len = len(wire) - len(payload)
+        client.send(wire[: header_len + split])  # up to and including the bad byte
+        frame = await read_frame(client.reader)
+        assert (frame.opcode, frame.close_code) == (CLOSE, 1007)
+        assert client.listener.frames == []
+
+
+async def test_masked_frame_arriving_in_pieces_is_unmasked_correctly():
+    """A large masked frame delivered in odd-sized pieces (partial unmasking with a rotated
+    key at every offset) arrives byte for byte."""
+    async with raw_client() as client:
+        binary = bytes(range(256)) * 64
+        text = "é✓€𝄞 ascii ".encode() * 300
+        wire = encode_frame(BINARY, binary) + encode_frame(TEXT, text)
+        pos = 0
+        for size in [1, 2, 3, 5, 7, 11, 13, 1000, 4093] * 20:
+            client.send(wire[pos : pos + size])
+            await client.writer.drain()
+            pos += size
+            if pos >= len(wire):
+                break
+        client.send(wire[pos:])
+        frames = await asyncio.wait_for(client.listener.wait_frames(2), 5)
+        assert frames == [(WSMsgType.BINARY, binary, True), (WSMsgType.TEXT, text, True)]

@@ -95,12 +95,22 @@ cdef extern from *:
         uint32_t v; memcpy(&v, p, 4); return v;
     }
     static inline void femtows_store_u32(char *p, uint32_t v) { memcpy(p, &v, 4); }
+    /* The key to mask payload bytes starting at `offset`: the wire key bytes rotated by
+     * offset % 4 (the kernels always apply key byte 0 to their first byte). */
+    static inline uint32_t femtows_rotate_key(uint32_t key, size_t offset) {
+        unsigned char k[4], r[4];
+        memcpy(k, &key, 4);
+        for (int i = 0; i < 4; i++) r[i] = k[(i + offset) & 3];
+        memcpy(&key, r, 4);
+        return key;
+    }
     """
     ssize_t femtows_sendv(int fd, const char *a, size_t alen, const char *b, size_t blen) nogil
     uint16_t femtows_load_be16(const char *p) nogil
     uint64_t femtows_load_be64(const char *p) nogil
     uint32_t femtows_load_u32(const char *p) nogil
     void femtows_store_u32(char *p, uint32_t v) nogil
+    uint32_t femtows_rotate_key(uint32_t key, size_t offset) nogil
     void *memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) nogil
 
 
@@ -792,6 +802,10 @@ cdef class WSProtocolCore:
         bint _msg_is_text
         uint32_t _utf8_state
         uint64_t _skip         # payload bytes of a refused (1009) frame still to discard
+        # A data frame still arriving: its first _partial_done payload bytes are already
+        # unmasked and (TEXT) UTF-8 checked, ending in state _partial_utf8.
+        size_t _partial_done
+        uint32_t _partial_utf8
 
         # configuration
         uint64_t _max_frame_size
@@ -1218,6 +1232,8 @@ cdef class WSProtocolCore:
         cdef uint32_t st
         cdef WSFrame frame = self._frame
         cdef uint8_t op
+        cdef bint is_text
+        cdef size_t done, n
         while self._state != DISCONNECTED:
             avail = self._rend - self._rstart
             p = self._rbuf + self._rstart
@@ -1257,22 +1273,49 @@ cdef class WSProtocolCore:
                     self._skip = h.header_len + h.payload_len - avail
                 return
             total = h.header_len + <size_t>h.payload_len
+            op = h.opcode
+            payload = p + h.header_len
+            is_text = self._validate_utf8 and (op == 1 or (op == 0 and self._msg_is_text))
             if avail < total:
+                # Work on what has arrived of a data frame now: unmasking stays cache-hot and
+                # invalid UTF-8 fails the connection on the read that brought it (fail fast).
+                if op <= 2 and (h.masked or is_text) and avail - h.header_len > self._partial_done:
+                    if self._partial_done == 0:
+                        self._partial_utf8 = (self._utf8_state if op == 0
+                                              else FEMTOWS_UTF8_ACCEPT)
+                    done = self._partial_done
+                    n = avail - h.header_len - done
+                    if h.masked:
+                        femtows_mask_inplace(<unsigned char *>payload + done, n,
+                                             femtows_rotate_key(femtows_load_u32(payload - 4),
+                                                                done))
+                    if is_text:
+                        st = femtows_utf8_validate(self._partial_utf8,
+                                                   <const unsigned char *>payload + done, n)
+                        if st == FEMTOWS_UTF8_REJECT:
+                            self._fail(1007, "invalid UTF-8 in a TEXT message")
+                            return
+                        self._partial_utf8 = st
+                    self._partial_done = done + n
                 self._make_room_for_frame(total)
                 return
-            payload = p + h.header_len
-            if h.masked and h.payload_len:
-                femtows_mask_inplace(<unsigned char *>payload, <size_t>h.payload_len,
-                                     femtows_load_u32(payload - 4))
-            op = h.opcode
+            done = self._partial_done
+            self._partial_done = 0
+            if h.masked and h.payload_len > done:
+                femtows_mask_inplace(<unsigned char *>payload + done,
+                                     <size_t>h.payload_len - done,
+                                     femtows_rotate_key(femtows_load_u32(payload - 4), done))
             # Message-level rules, on the complete frame.
             if op <= 2:
                 if op != 0:
                     self._msg_is_text = op == 1
                     self._utf8_state = FEMTOWS_UTF8_ACCEPT
-                if self._msg_is_text and self._validate_utf8:
-                    st = femtows_utf8_validate(self._utf8_state, <const unsigned char *>payload,
-                                               <size_t>h.payload_len)
+                if is_text:
+                    if done:
+                        self._utf8_state = self._partial_utf8
+                    st = femtows_utf8_validate(self._utf8_state,
+                                               <const unsigned char *>payload + done,
+                                               <size_t>h.payload_len - done)
                     if st == FEMTOWS_UTF8_REJECT or (h.fin and st != FEMTOWS_UTF8_ACCEPT):
                         self._fail(1007, "invalid UTF-8 in a TEXT message")
                         return
@@ -1383,6 +1426,7 @@ cdef class WSProtocolCore:
         cdef WSTransport t = self._transport
         self._logger.info("protocol error, failing the connection: %d %s", code, reason)
         self._state = FAILED
+        self._partial_done = 0
         # What follows a bad frame cannot be framed reliably: drop it. The peer's CLOSE reply,
         # sent after it read ours, starts on a frame boundary of its own.
         self._rstart = self._rend
