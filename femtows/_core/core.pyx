@@ -370,7 +370,11 @@ cdef class WSTransport:
             if self._debug:
                 self._logger.log(FEMTOWS_DEBUG_LL, "send after disconnect ignored")
             return 0
-        if self._fd >= 0 and self.underlying_transport.get_write_buffer_size() == 0:
+        # The direct send is only safe while the transport is open (uvloop closes the fd at
+        # once on an error, connection_lost comes a loop iteration later, and the fd number may
+        # be reused meanwhile) and has nothing queued (ordering).
+        if (self._fd >= 0 and not self.underlying_transport.is_closing()
+                and self.underlying_transport.get_write_buffer_size() == 0):
             with nogil:
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
             if <size_t>sent == total:
