@@ -3,7 +3,7 @@
  * One binary measures the kernels it was built with; build it once per variant to compare:
  *
  *   for v in "" -DFEMTOWS_NO_AVX2 -DFEMTOWS_FORCE_SCALAR; do
- *       cc -O3 $v -Ifemtows/_core bench/kernels_bench.c femtows/_core/mask.c \
+ *       cc -O3 $v -Ifemtows/_core -Itests/c bench/kernels_bench.c femtows/_core/mask.c \
  *          femtows/_core/utf8.c -o /tmp/kernels_bench && /tmp/kernels_bench
  *   done
  *
@@ -25,6 +25,7 @@
 
 #include "mask.h"
 #include "utf8.h"
+#include "utf8_encode.h"
 
 static double now(void)
 {
@@ -44,29 +45,6 @@ static uint32_t rnd(void)
     return (uint32_t)(g_rng >> 32);
 }
 
-static size_t encode(uint32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 enum text_kind { TEXT_ASCII, TEXT_MIXED, TEXT_NON_ASCII };
 
@@ -84,7 +62,7 @@ static void make_text(unsigned char *buf, size_t n, enum text_kind kind)
         } else {
             cp = (r & 1) ? 0x410 + (r >> 8) % 64 : 0x4E00 + (r >> 8) % 2000;
         }
-        len += encode(cp, buf + len);
+        len += encode_utf8(cp, buf + len);
     }
     while (len < n)
         buf[len++] = 'x';

@@ -15,12 +15,6 @@ from femtows.url import parse_url
 
 __all__ = ["ws_connect"]
 
-ListenerFactory = Union[
-    Callable[[], WSListener],
-    Callable[[handshake.WSUpgradeRequest, handshake.WSUpgradeResponse], WSListener],
-]
-"""A client listener factory: no arguments, or the upgrade request and response."""
-
 _FORBIDDEN_KWARGS = ("ssl", "sock")
 
 

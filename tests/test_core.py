@@ -474,3 +474,29 @@ async def test_peer_close_with_error_code_does_not_raise():
         await transport.wait_disconnected()
         assert transport.close_handshake.recv.code == WSCloseCode.TRY_AGAIN_LATER
         assert transport.close_handshake.recv_then_sent
+
+
+def test_test_frame_helper_and_frame_accessors():
+    """_make_test_ws_frame builds a standalone WSFrame; every accessor reads its payload."""
+    from femtows._core.core import _make_test_ws_frame
+
+    text = _make_test_ws_frame(WSMsgType.TEXT, "héllo".encode(), fin=False)
+    assert (text.msg_type, text.fin, text.payload_size) == (WSMsgType.TEXT, False, 6)
+    assert text.get_payload_as_utf8_text() == "héllo"
+    assert bytes(text.get_payload_as_memoryview()) == "héllo".encode()
+    with pytest.raises(UnicodeDecodeError):
+        text.get_payload_as_ascii_text()
+    with pytest.raises(ValueError):
+        text.get_close_code()
+    close = _make_test_ws_frame(WSMsgType.CLOSE, b"\x0f\xa0bye")
+    assert close.get_close_code() == 4000 and close.get_close_message() == b"bye"
+    assert close.get_close_reason() == "bye"
+    empty = _make_test_ws_frame(WSMsgType.CLOSE, b"")
+    assert empty.get_close_code() == WSCloseCode.NO_INFO and empty.get_close_message() is None
+    assert "CLOSE" in str(close)
+
+
+def test_mask_impl_names_a_known_variant():
+    from femtows._core.core import mask_impl
+
+    assert mask_impl() in ("avx2", "sse2", "scalar")

@@ -48,6 +48,7 @@ from http import HTTPStatus as _HTTPStatus
 
 from femtows import handshake as _handshake
 from femtows.errors import WSInvalidMessageError, WSProtocolError
+from femtows.logs import FEMTOWS_DEBUG_LL
 
 cdef extern from "Python.h":
     unsigned long PyThread_get_thread_ident()
@@ -114,7 +115,6 @@ cdef extern from *:
     void *memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) nogil
 
 
-FEMTOWS_DEBUG_LL = 9
 
 # Bytes kept free after the data in the read buffer, so that users' SIMD code may read a little
 # past a payload's end without faulting (WSFrame.payload_ptr).
@@ -137,6 +137,37 @@ cdef enum ParseResult:
 cdef inline bint _is_sendable_close_code(int code) noexcept nogil:
     """RFC 6455 §7.4: the codes an endpoint may put on the wire."""
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
+
+
+cdef inline uint8_t _first_byte(WSMsgType msg_type, bint fin, bint rsv1, bint rsv2,
+                               bint rsv3) noexcept nogil:
+    return ((0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
+            | (0x10 if rsv3 else 0) | <uint8_t>msg_type)
+
+
+cdef inline size_t _header_len(size_t size, bint masked) noexcept nogil:
+    """Bytes of the frame header for a ``size``-byte payload, mask key included."""
+    return (2 if size < 126 else (4 if size <= 0xFFFF else 10)) + (4 if masked else 0)
+
+
+cdef inline size_t _encode_header(char *h, uint8_t first_byte, size_t size,
+                                  bint masked) noexcept nogil:
+    """Write the header (without the mask key) at ``h``; returns its length."""
+    cdef uint8_t mask_bit = 0x80 if masked else 0
+    cdef int i
+    h[0] = <char>first_byte
+    if size < 126:
+        h[1] = <char>(mask_bit | size)
+        return 2
+    if size <= 0xFFFF:
+        h[1] = <char>(mask_bit | 126)
+        h[2] = <char>(size >> 8)
+        h[3] = <char>(size & 0xFF)
+        return 4
+    h[1] = <char>(mask_bit | 127)
+    for i in range(8):
+        h[2 + i] = <char>((size >> (56 - 8 * i)) & 0xFF)
+    return 10
 
 
 cdef object _close_code_to_py(int code):
@@ -400,28 +431,11 @@ cdef class WSTransport:
         cdef char *h
         cdef size_t hlen
         cdef uint32_t key
-        cdef int i
-        cdef uint8_t mask_bit = 0x80 if self.is_client_side else 0
-        if self.is_client_side:
-            # Header and masked payload go into the write buffer in one pass.
-            self._reserve_wbuf(14 + size)
-        else:
-            self._reserve_wbuf(14)
+        # The client masks while copying the payload next to the header (one pass); the
+        # server sends the caller's payload as a second iovec, uncopied.
+        self._reserve_wbuf(14 + size if self.is_client_side else 14)
         h = self._wbuf
-        h[0] = <char>first_byte
-        if size < 126:
-            h[1] = <char>(mask_bit | size)
-            hlen = 2
-        elif size <= 0xFFFF:
-            h[1] = <char>(mask_bit | 126)
-            h[2] = <char>(size >> 8)
-            h[3] = <char>(size & 0xFF)
-            hlen = 4
-        else:
-            h[1] = <char>(mask_bit | 127)
-            for i in range(8):
-                h[2 + i] = <char>((size >> (56 - 8 * i)) & 0xFF)
-            hlen = 10
+        hlen = _encode_header(h, first_byte, size, self.is_client_side)
         if self.is_client_side:
             key = self._next_mask_key()
             femtows_store_u32(h + hlen, key)
@@ -450,7 +464,6 @@ cdef class WSTransport:
         cdef Py_ssize_t size = 0
         cdef Py_buffer view
         cdef bint have_view = False
-        cdef uint8_t first_byte
         self._check_thread("send")
         if self.is_close_frame_sent:
             if self._debug:
@@ -478,9 +491,7 @@ cdef class WSTransport:
                 if msg_type == WSMsgType.CLOSE:
                     self._send_close_raw(ptr, size)
                     return
-            first_byte = ((0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
-                          | (0x10 if rsv3 else 0) | <uint8_t>msg_type)
-            self._send_frame(first_byte, ptr, <size_t>size)
+            self._send_frame(_first_byte(msg_type, fin, rsv1, rsv2, rsv3), ptr, <size_t>size)
         finally:
             if have_view:
                 PyBuffer_Release(&view)
@@ -496,8 +507,6 @@ cdef class WSTransport:
         cdef size_t hlen
         cdef char *h
         cdef uint32_t key
-        cdef int i
-        cdef uint8_t mask_bit = 0x80 if self.is_client_side else 0
         self._check_thread("send_reuse_external_buffer")
         if msg_type == WSMsgType.CLOSE:
             raise ValueError("use send_close() to send CLOSE")
@@ -505,22 +514,10 @@ cdef class WSTransport:
             raise ValueError("control frames must be final and at most 125 bytes")
         if self.is_close_frame_sent:
             return
-        hlen = 2 if msg_size < 126 else (4 if msg_size <= 0xFFFF else 10)
-        if self.is_client_side:
-            hlen += 4
+        hlen = _header_len(msg_size, self.is_client_side)
         h = msg_ptr - hlen
-        h[0] = <char>((0x80 if fin else 0) | (0x40 if rsv1 else 0) | (0x20 if rsv2 else 0)
-                      | (0x10 if rsv3 else 0) | <uint8_t>msg_type)
-        if msg_size < 126:
-            h[1] = <char>(mask_bit | msg_size)
-        elif msg_size <= 0xFFFF:
-            h[1] = <char>(mask_bit | 126)
-            h[2] = <char>(msg_size >> 8)
-            h[3] = <char>(msg_size & 0xFF)
-        else:
-            h[1] = <char>(mask_bit | 127)
-            for i in range(8):
-                h[2 + i] = <char>((msg_size >> (56 - 8 * i)) & 0xFF)
+        _encode_header(h, _first_byte(msg_type, fin, rsv1, rsv2, rsv3), msg_size,
+                       self.is_client_side)
         if self.is_client_side:
             key = self._next_mask_key()
             femtows_store_u32(msg_ptr - 4, key)

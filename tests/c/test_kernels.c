@@ -20,6 +20,7 @@
 
 #include "mask.h"
 #include "utf8.h"
+#include "utf8_encode.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Plumbing                                                                                    */
@@ -649,30 +650,6 @@ static void test_utf8_exhaustive(void)
                 }
 }
 
-/* Appends the shortest-form encoding of cp (assumed to be a scalar value). */
-static size_t encode_utf8(uint32_t cp, unsigned char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (unsigned char)(0xC0 | (cp >> 6));
-        out[1] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (unsigned char)(0xE0 | (cp >> 12));
-        out[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (unsigned char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (unsigned char)(0xF0 | (cp >> 18));
-    out[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (unsigned char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 static uint32_t random_scalar_value(void)
 {
