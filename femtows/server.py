@@ -6,8 +6,9 @@ import asyncio
 import logging
 from typing import Any, Callable, Optional, Union
 
-from femtows import handshake
-from femtows._core.core import WSListener, WSProtocol
+from femtows import _net, handshake
+from femtows._core.core import WSAutoPingStrategy, WSListener, WSProtocol
+from femtows._options import check_auto_ping
 from femtows.logs import LoggerLike, connection_logger
 
 __all__ = ["ws_create_server"]
@@ -26,12 +27,17 @@ async def ws_create_server(
     disconnect_on_exception: bool = True,
     websocket_handshake_timeout: Optional[float] = 5,
     logger_name: LoggerLike = None,
+    enable_auto_ping: bool = False,
+    auto_ping_idle_timeout: float = 20,
+    auto_ping_reply_timeout: float = 20,
+    auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
     enable_auto_pong: bool = True,
     max_frame_size: int = 10 * 1024 * 1024,
     read_buffer_init_size: int = 16 * 1024,
     validate_utf8: bool = True,
     allow_rsv_bits: bool = False,
     close_timeout: Optional[float] = 5,
+    use_aiofastnet: Optional[bool] = None,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Start a WebSocket server; returns the ``asyncio.Server``.
@@ -56,18 +62,29 @@ async def ws_create_server(
         websocket_handshake_timeout: seconds for the client to send its upgrade request;
             None disables it. On expiry the connection is dropped.
         logger_name: None (``femtows.server``), a str (``femtows.<str>``), Logger or adapter.
+        enable_auto_ping: ping the client when it has been silent; disconnect it (CLOSE 1001
+            GOING_AWAY) when it does not answer in time. See docs/auto-ping.md.
+        auto_ping_idle_timeout: seconds of silence (PING_WHEN_IDLE) or between pings
+            (PING_PERIODICALLY) before a ping is sent.
+        auto_ping_reply_timeout: seconds to wait for the pong; must be <= the idle timeout.
+        auto_ping_strategy: ``WSAutoPingStrategy.PING_WHEN_IDLE`` (pings only when no data
+            arrived for the idle timeout) or ``PING_PERIODICALLY`` (pings despite traffic).
         enable_auto_pong: answer PING with PONG automatically.
         max_frame_size: larger incoming data frames fail the connection with 1009.
         read_buffer_init_size: initial read buffer per connection (at least 2048).
         validate_utf8: fail the connection (1007) on invalid UTF-8 in TEXT messages.
         allow_rsv_bits: deliver frames with RSV bits set instead of failing with 1002.
         close_timeout: seconds to wait for the closing handshake before aborting.
+        use_aiofastnet: serve through aiofastnet's transports (faster reads and TLS); None
+            uses it when installed, True requires it (ImportError otherwise), False never.
         **kwargs: passed to ``loop.create_server``: ``ssl``, ``reuse_port``, ``backlog``,
             ``sock``, ...
     """
     if max_frame_size <= 0:
         raise ValueError("max_frame_size must be > 0")
-    loop = asyncio.get_running_loop()
+    strategy = check_auto_ping(enable_auto_ping, auto_ping_idle_timeout,
+                               auto_ping_reply_timeout, auto_ping_strategy)
+    _net.aiofastnet_module(use_aiofastnet)  # ImportError now, not at the first connection
 
     def make_protocol() -> WSProtocol:
         return WSProtocol(
@@ -83,12 +100,16 @@ async def ws_create_server(
             close_timeout=close_timeout,
             websocket_handshake_timeout=websocket_handshake_timeout,
             max_head_size=handshake.MAX_HEAD_SIZE,
+            enable_auto_ping=enable_auto_ping,
+            auto_ping_idle_timeout=float(auto_ping_idle_timeout),
+            auto_ping_reply_timeout=float(auto_ping_reply_timeout),
+            auto_ping_strategy=strategy,
         )
 
     # host/port go through the keyword dict: typeshed's create_server signature differs
     # across Python versions (port: int vs int | None).
     server_kwargs: dict[str, Any] = {"host": host, "port": port, **kwargs}
-    return await loop.create_server(make_protocol, **server_kwargs)
+    return await _net.create_server(use_aiofastnet, make_protocol, **server_kwargs)
 
 
 logging.getLogger("femtows.server").addHandler(logging.NullHandler())

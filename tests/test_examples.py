@@ -50,3 +50,25 @@ def test_cython_listener_example() -> None:
     out = run(str(EXAMPLES / "echo_client_cython_runner.py"), "--count", "500")
     assert "500 round trips" in out
     assert "last payload b'ping from cython'" in out
+
+
+def test_okx_roundtrip_time_example_local_server() -> None:
+    out = run(str(EXAMPLES / "okx_roundtrip_time.py"), "--rounds", "5")
+    assert "attempt 1: 5 rounds, median RTT" in out
+    assert "RTT OK" in out
+
+
+def test_okx_roundtrip_time_example_reconnects_while_slow() -> None:
+    # The local server delays every pong by 20 ms, so no attempt can beat a 10 ms threshold.
+    out = run(
+        str(EXAMPLES / "okx_roundtrip_time.py"),
+        "--rounds", "3", "--server-delay", "0.02", "--threshold", "0.01", "--attempts", "2",
+    )
+    medians = [
+        float(line.split("median RTT ")[1].split(" ms")[0])
+        for line in out.splitlines()
+        if line.startswith("attempt ")
+    ]
+    assert len(medians) == 2 and all(m >= 20.0 for m in medians), out
+    assert out.count("reconnecting") == 2
+    assert "RTT still above threshold after 2 attempts" in out

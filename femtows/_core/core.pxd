@@ -95,6 +95,7 @@ cdef class WSTransport:
     cdef public object disconnected_future
     cdef public object pong_received_at_future
     cdef public object listener_proxy
+    cdef public bint auto_ping_expect_pong
 
     cdef object __weakref__
     cdef object _protocol            # the WSProtocol that owns this transport
@@ -108,6 +109,7 @@ cdef class WSTransport:
     cdef object _exception           # first listener/parser exception (client side)
     cdef double _close_timeout
     cdef object _close_timer
+    cdef bint _rtt_running           # measure_roundtrip_time in progress (auto-ping holds back)
     cdef char *_wbuf
     cdef size_t _wbuf_cap
     cdef bytes _mask_pool
@@ -136,3 +138,4 @@ cdef class WSTransport:
     cdef int _send_close_raw(self, const char *ptr, Py_ssize_t size) except -1
     cdef int _arm_close_timer(self) except -1
     cdef int _store_exception(self, object exc) except -1
+    cdef int _pong_received(self) except -1

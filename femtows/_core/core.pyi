@@ -108,6 +108,11 @@ class WSTransport:
     def response(self) -> WSUpgradeResponse: ...
     @property
     def close_handshake(self) -> Optional[WSCloseHandshake]: ...
+    # Internal state, reachable as in picows; not part of the documented API.
+    disconnected_future: asyncio.Future[None]
+    pong_received_at_future: Optional[asyncio.Future[float]]
+    listener_proxy: Optional[WSListener]
+    auto_ping_expect_pong: bool
     def send(
         self,
         msg_type: WSMsgType,

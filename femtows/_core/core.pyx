@@ -43,7 +43,6 @@ import asyncio
 import logging
 import os
 import socket
-import time
 from http import HTTPStatus as _HTTPStatus
 
 from femtows import handshake as _handshake
@@ -82,6 +81,14 @@ cdef extern from *:
         msg.msg_iovlen = blen ? 2 : 1;
         return sendmsg(fd, &msg, MSG_NOSIGNAL);
     }
+    #include <time.h>
+    /* The clock asyncio and time.monotonic() use on Linux; read once per socket read when
+     * auto-ping is on (a vDSO call, no syscall). */
+    static inline double femtows_monotonic(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
     static inline uint16_t femtows_load_be16(const char *p) {
         const unsigned char *u = (const unsigned char *)p;
         return (uint16_t)((u[0] << 8) | u[1]);
@@ -106,6 +113,7 @@ cdef extern from *:
         return key;
     }
     """
+    double femtows_monotonic() nogil
     ssize_t femtows_sendv(int fd, const char *a, size_t alen, const char *b, size_t blen) nogil
     uint16_t femtows_load_be16(const char *p) nogil
     uint64_t femtows_load_be64(const char *p) nogil
@@ -125,7 +133,6 @@ DEF MASK_POOL_SIZE = 4096
 
 cdef object _WSCloseCode = WSCloseCode
 cdef object _WSMsgType = WSMsgType
-cdef object _monotonic = time.monotonic
 cdef object _urandom = os.urandom
 
 # Header validation results: 0 is OK, anything else is the close code to fail with.
@@ -667,29 +674,57 @@ cdef class WSTransport:
         """Tell femtows that the pong for ``send_user_specific_ping`` arrived (for pongs that
         can only be recognised after parsing, in ``on_ws_frame``)."""
         self._check_thread("notify_user_specific_pong_received")
+        self._pong_received()
+
+    cdef int _pong_received(self) except -1:
+        # The pong answers whichever ping is outstanding: auto-ping's, measure_roundtrip_time's
+        # round, or both (measure_roundtrip_time waits for an auto-ping pong in flight first).
+        self.auto_ping_expect_pong = False
         fut = self.pong_received_at_future
         if fut is not None:
             self.pong_received_at_future = None
             if not fut.done():
-                fut.set_result(_monotonic())
+                fut.set_result(femtows_monotonic())
+        return 0
 
     async def measure_roundtrip_time(self, int rounds):
-        """Send ``rounds`` user-specific pings one after another and return each round trip in
-        seconds. Uses ``WSListener.send_user_specific_ping`` / ``is_user_specific_pong``."""
+        """Send ``rounds`` user-specific pings one after another; return each round trip in
+        seconds (a list of floats).
+
+        Uses ``WSListener.send_user_specific_ping`` / ``is_user_specific_pong`` (or
+        ``notify_user_specific_pong_received``). If an auto-ping is waiting for its pong, that
+        pong is awaited first; auto-ping sends nothing while a measurement runs (its pongs
+        prove the peer is alive). Raises ConnectionResetError if the connection is lost, and
+        RuntimeError if another measurement is already running on this transport.
+        """
         self._check_thread("measure_roundtrip_time")
         if rounds < 1:
             raise ValueError("rounds must be >= 1")
-        results = []
-        for _ in range(rounds):
-            if self._disconnected:
-                raise ConnectionResetError("WebSocket disconnected during measure_roundtrip_time")
-            fut = self._loop.create_future()
-            self.pong_received_at_future = fut
-            started = _monotonic()
-            self.listener_proxy.send_user_specific_ping(self)
-            received = await fut
-            results.append(received - started)
-        return results
+        if self._rtt_running:
+            raise RuntimeError("measure_roundtrip_time is already running on this transport")
+        if self._disconnected:
+            raise ConnectionResetError("WebSocket is disconnected")
+        self._rtt_running = True
+        try:
+            if self.auto_ping_expect_pong:
+                fut = self._loop.create_future()
+                self.pong_received_at_future = fut
+                await fut
+            results = []
+            for _ in range(rounds):
+                if self._disconnected:
+                    raise ConnectionResetError(
+                        "WebSocket disconnected during measure_roundtrip_time")
+                fut = self._loop.create_future()
+                self.pong_received_at_future = fut
+                started = femtows_monotonic()
+                self.listener_proxy.send_user_specific_ping(self)
+                received = await fut
+                results.append(received - started)
+            return results
+        finally:
+            self._rtt_running = False
+            self.pong_received_at_future = None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -818,6 +853,16 @@ cdef class WSProtocolCore:
         double _handshake_timeout
         size_t _max_head_size
 
+        # auto-ping: one timer at a time, re-armed by the timer itself, never per frame
+        bint _auto_ping
+        bint _ping_periodically
+        double _ping_idle
+        double _ping_reply
+        object _ping_timer
+        bint _ping_awaiting_reply     # the armed timer is the reply deadline
+        double _ping_sent_at
+        double _last_data_time        # updated once per socket read while auto-ping is on
+
         # handshake
         object _handshake_timer
         object _handshake_future      # client: resolves to (transport, listener)
@@ -839,7 +884,10 @@ cdef class WSProtocolCore:
                  uint64_t max_frame_size, bint validate_utf8, bint allow_rsv_bits,
                  bint enable_auto_pong, bint disconnect_on_exception, close_timeout,
                  websocket_handshake_timeout, size_t max_head_size, request=None,
-                 bytes request_bytes=None, str key=None, handshake_future=None):
+                 bytes request_bytes=None, str key=None, handshake_future=None,
+                 bint enable_auto_ping=False, double auto_ping_idle_timeout=10.0,
+                 double auto_ping_reply_timeout=10.0,
+                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE):
         self._loop = asyncio.get_running_loop()
         self._logger = logger
         self._debug = logger.isEnabledFor(FEMTOWS_DEBUG_LL)
@@ -855,6 +903,11 @@ cdef class WSProtocolCore:
         self._handshake_timeout = (websocket_handshake_timeout
                                    if websocket_handshake_timeout is not None else 0.0)
         self._max_head_size = max_head_size
+        self._auto_ping = enable_auto_ping
+        self._ping_periodically = (
+            WSAutoPingStrategy(auto_ping_strategy) == WSAutoPingStrategy.PING_PERIODICALLY)
+        self._ping_idle = auto_ping_idle_timeout
+        self._ping_reply = auto_ping_reply_timeout
         self._request = request
         self._request_bytes = request_bytes
         self._key = key
@@ -913,6 +966,9 @@ cdef class WSProtocolCore:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         if t is None:
             return
         t._disconnected = True
@@ -990,6 +1046,8 @@ cdef class WSProtocolCore:
 
     def buffer_updated(self, Py_ssize_t nbytes):
         self._rend += <size_t>nbytes
+        if self._auto_ping:
+            self._last_data_time = femtows_monotonic()
         if self._debug:
             self._logger.log(FEMTOWS_DEBUG_LL, "buffer_updated: +%d bytes, %d buffered", nbytes,
                              self._rend - self._rstart)
@@ -1186,10 +1244,75 @@ cdef class WSProtocolCore:
         t.listener_proxy = listener
         self._listener = listener
         self._state = OPEN
+        if self._auto_ping:
+            self._last_data_time = femtows_monotonic()
+            self._arm_ping_timer(self._ping_idle)
         try:
             listener.on_ws_connected(t)
         except Exception as e:
             self._handle_callback_exception(e, "on_ws_connected", True)
+
+    # -- auto-ping ----------------------------------------------------------------------------
+
+    cdef int _arm_ping_timer(self, double delay) except -1:
+        self._ping_timer = self._loop.call_later(delay if delay > 0 else 0, self._on_ping_timer)
+        return 0
+
+    def _on_ping_timer(self):
+        """The single auto-ping timer: either a ping is due, or a ping's reply deadline passed.
+
+        Incoming data does not touch the timer; it only stamps ``_last_data_time``. When the
+        timer fires early relative to that stamp (PING_WHEN_IDLE), it re-arms for the rest.
+        """
+        cdef WSTransport t = self._transport
+        cdef double now, due
+        self._ping_timer = None
+        if self._state != OPEN or t._disconnected or t.is_close_frame_sent:
+            return
+        now = femtows_monotonic()
+        if self._ping_awaiting_reply:
+            self._ping_awaiting_reply = False
+            if t.auto_ping_expect_pong:
+                self._on_ping_timeout()
+                return
+            due = (self._ping_sent_at if self._ping_periodically
+                   else self._last_data_time) + self._ping_idle
+            self._arm_ping_timer(due - now)
+            return
+        if t._rtt_running:
+            # measure_roundtrip_time's own pings prove the peer is alive; check again later.
+            self._arm_ping_timer(self._ping_idle)
+            return
+        if not self._ping_periodically:
+            # 1 ms of slack: loops may fire a timer slightly before its deadline.
+            due = self._last_data_time + self._ping_idle
+            if due - now > 0.001:
+                self._arm_ping_timer(due - now)
+                return
+        t.auto_ping_expect_pong = True
+        self._ping_sent_at = now
+        self._ping_awaiting_reply = True
+        if self._debug:
+            self._logger.log(FEMTOWS_DEBUG_LL, "auto-ping: sending ping")
+        try:
+            self._listener.send_user_specific_ping(t)
+        except Exception as e:
+            t.auto_ping_expect_pong = False
+            self._ping_awaiting_reply = False
+            self._handle_callback_exception(e, "send_user_specific_ping", True)
+            return
+        self._arm_ping_timer(self._ping_reply)
+
+    cdef _on_ping_timeout(self):
+        cdef WSTransport t = self._transport
+        reason = (f"peer has not replied to ping/heartbeat request within "
+                  f"{self._ping_reply:g} second(s)")
+        self._logger.info("auto-ping: %s; closing with GOING_AWAY", reason)
+        t.auto_ping_expect_pong = False
+        self._state = FAILED
+        t._send_close_payload(1001, reason.encode("utf-8"))
+        # Graceful: the CLOSE is flushed first; the close timer aborts if that stalls.
+        t.disconnect(True)
 
     # -- frames -------------------------------------------------------------------------------
 
@@ -1347,7 +1470,8 @@ cdef class WSProtocolCore:
             if op == 8:
                 self._on_close_frame(frame)
                 continue
-            if self._transport.pong_received_at_future is not None:
+            if (self._transport.auto_ping_expect_pong
+                    or self._transport.pong_received_at_future is not None):
                 if self._consume_pong(frame):
                     continue
             self._deliver(frame)
@@ -1371,17 +1495,16 @@ cdef class WSProtocolCore:
         return 0
 
     cdef bint _consume_pong(self, WSFrame frame) except -1:
-        cdef WSTransport t = self._transport
+        # Only called while a pong is expected (auto-ping or measure_roundtrip_time).
         try:
             is_pong = self._listener.is_user_specific_pong(frame)
         except Exception as e:
             self._handle_callback_exception(e, "is_user_specific_pong", True)
             return True
         if is_pong:
-            fut = t.pong_received_at_future
-            t.pong_received_at_future = None
-            if not fut.done():
-                fut.set_result(_monotonic())
+            if self._debug:
+                self._logger.log(FEMTOWS_DEBUG_LL, "pong received")
+            self._transport._pong_received()
             return True
         return False
 

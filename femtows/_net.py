@@ -1,0 +1,89 @@
+"""Where connections come from: the event loop's own transports, or aiofastnet's.
+
+aiofastnet (optional, ``pip install femtows[fast]``) reimplements asyncio's socket and TLS
+transports in Cython/C on top of the same event loop (asyncio or uvloop). With it a read costs
+fewer Python-level steps and TLS avoids the ssl module's extra copies; bench/README.md has the
+numbers. ``use_aiofastnet=None`` (the default everywhere) means "use it when it is installed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import ModuleType
+from typing import Any, Callable, Optional, Tuple
+
+__all__ = ["aiofastnet_module", "create_connection", "create_server", "start_tls"]
+
+_aiofastnet: Optional[ModuleType]
+try:
+    import aiofastnet as _aiofastnet
+except ImportError:  # optional accelerator
+    _aiofastnet = None
+
+
+def aiofastnet_module(use_aiofastnet: Optional[bool]) -> Optional[ModuleType]:
+    """The aiofastnet module to use, or None for the loop's own transports.
+
+    Raises:
+        ImportError: ``use_aiofastnet=True`` but aiofastnet is not installed.
+    """
+    if use_aiofastnet is False:
+        return None
+    if _aiofastnet is None:
+        if use_aiofastnet:
+            raise ImportError("use_aiofastnet=True but aiofastnet is not installed "
+                              "(pip install 'femtows[fast]')")
+        return None
+    return _aiofastnet
+
+
+async def create_connection(
+    use_aiofastnet: Optional[bool],
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    host: Optional[str] = None,
+    port: Optional[int] = None,
+    **kwargs: Any,
+) -> Tuple[asyncio.Transport, asyncio.BaseProtocol]:
+    """``loop.create_connection`` through aiofastnet when selected."""
+    loop = asyncio.get_running_loop()
+    module = aiofastnet_module(use_aiofastnet)
+    if module is not None:
+        result: Tuple[asyncio.Transport, asyncio.BaseProtocol] = await module.create_connection(
+            loop, protocol_factory, host, port, **kwargs)
+        return result
+    transport, protocol = await loop.create_connection(
+        protocol_factory, host, port, **kwargs)  # type: ignore[arg-type]
+    return transport, protocol
+
+
+async def create_server(
+    use_aiofastnet: Optional[bool],
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    **kwargs: Any,
+) -> asyncio.Server:
+    """``loop.create_server`` through aiofastnet when selected."""
+    loop = asyncio.get_running_loop()
+    module = aiofastnet_module(use_aiofastnet)
+    if module is not None:
+        server: asyncio.Server = await module.create_server(loop, protocol_factory, **kwargs)
+        return server
+    return await loop.create_server(protocol_factory, **kwargs)
+
+
+async def start_tls(
+    use_aiofastnet: Optional[bool],
+    transport: asyncio.BaseTransport,
+    protocol: asyncio.BaseProtocol,
+    sslcontext: Any,
+    **kwargs: Any,
+) -> asyncio.Transport:
+    """``loop.start_tls`` through aiofastnet when selected."""
+    loop = asyncio.get_running_loop()
+    module = aiofastnet_module(use_aiofastnet)
+    if module is not None:
+        new: asyncio.Transport = await module.start_tls(loop, transport, protocol, sslcontext,
+                                                         **kwargs)
+        return new
+    result = await loop.start_tls(transport, protocol, sslcontext, **kwargs)
+    assert result is not None
+    return result

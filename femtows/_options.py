@@ -1,0 +1,45 @@
+"""Argument checks shared by ``ws_connect`` and ``ws_create_server``.
+
+They run once, when the call is made, so a bad value is reported to the caller instead of
+failing every connection later.
+"""
+
+from __future__ import annotations
+
+from femtows._core.core import WSAutoPingStrategy
+
+__all__ = ["check_auto_ping"]
+
+
+def check_auto_ping(
+    enable_auto_ping: bool,
+    auto_ping_idle_timeout: float,
+    auto_ping_reply_timeout: float,
+    auto_ping_strategy: WSAutoPingStrategy,
+) -> WSAutoPingStrategy:
+    """Validate the auto-ping keywords and return the strategy as a ``WSAutoPingStrategy``.
+
+    Raises:
+        ValueError: a timeout is not a positive number, the reply timeout exceeds the idle
+            timeout (the next ping would be due before the previous one timed out), or the
+            strategy is unknown.
+    """
+    # Cython's cpdef enums accept any int (WSAutoPingStrategy(7) succeeds): check the members.
+    known = (WSAutoPingStrategy.PING_WHEN_IDLE, WSAutoPingStrategy.PING_PERIODICALLY)
+    if isinstance(auto_ping_strategy, bool) or auto_ping_strategy not in known:
+        raise ValueError(
+            f"auto_ping_strategy must be a WSAutoPingStrategy, got {auto_ping_strategy!r}"
+        )
+    strategy = WSAutoPingStrategy(auto_ping_strategy)
+    if not enable_auto_ping:
+        return strategy
+    for name, value in (("auto_ping_idle_timeout", auto_ping_idle_timeout),
+                        ("auto_ping_reply_timeout", auto_ping_reply_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a number > 0, got {value!r}")
+    if auto_ping_reply_timeout > auto_ping_idle_timeout:
+        raise ValueError(
+            f"auto_ping_reply_timeout ({auto_ping_reply_timeout}) must be <= "
+            f"auto_ping_idle_timeout ({auto_ping_idle_timeout})"
+        )
+    return strategy
