@@ -26,6 +26,7 @@ from femtows.errors import (
     WSInvalidUpgradeError,
     WSInvalidURL,
     WSProtocolError,
+    WSProxyError,
 )
 from femtows.handshake import (
     WSHeadersLike,
@@ -57,6 +58,7 @@ __all__ = [
     "WSMsgType",
     "WSParsedURL",
     "WSProtocolError",
+    "WSProxyError",
     "WSTransport",
     "WSUpgradeRequest",
     "WSUpgradeResponse",

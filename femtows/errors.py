@@ -25,6 +25,7 @@ __all__ = [
     "WSInvalidURL",
     "WSInvalidUpgradeError",
     "WSProtocolError",
+    "WSProxyError",
 ]
 
 
@@ -210,6 +211,58 @@ class WSInvalidURL(WSError):
 
     def __str__(self) -> str:
         return f"invalid URL {_mask_password(self.url)!r}: {self.msg}"
+
+
+class WSProxyError(WSError, ConnectionError):
+    """The proxy given to ``ws_connect`` could not open a tunnel to the WebSocket server.
+
+    Raised when the proxy cannot be reached, refuses the tunnel (an HTTP status other than 2xx,
+    a SOCKS error reply), answers with something that is not a valid proxy response, or closes
+    the connection before the tunnel is open. It is also a ``ConnectionError`` (hence an
+    ``OSError``), so code that retries on connection failures handles it without knowing about
+    proxies. The original error, when there is one (a python-socks exception, an ``OSError``),
+    is chained as ``__cause__``.
+
+    Args:
+        message: Human-readable explanation; it is also ``str(exc)``. It must not contain the
+            proxy password: build it from the redacted ``proxy``.
+        proxy: The proxy URL with its password replaced by ``***`` (see :func:`redact_url`).
+        status: The HTTP status of an HTTP(S) proxy's refusal (407 for bad credentials, 403,
+            502, ...), None when no HTTP status applies (SOCKS, network errors, malformed
+            answers).
+
+    Attributes:
+        message: See Args.
+        proxy: See Args.
+        status: See Args.
+    """
+
+    message: str
+    proxy: Optional[str]
+    status: Optional[int]
+
+    def __init__(
+        self, message: str, proxy: Optional[str] = None, status: Optional[int] = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.proxy = proxy
+        self.status = status
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (type(self), (self.message, self.proxy, self.status))
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with the password of its userinfo (if any) replaced by ``***``.
+
+    Use it for any URL that goes into a log line or an exception message: proxy URLs in
+    particular carry credentials.
+    """
+    return _mask_password(url)
 
 
 def _mask_password(url: str) -> str:
