@@ -1,9 +1,10 @@
 """Where connections come from: the event loop's own transports, or aiofastnet's.
 
-aiofastnet (optional, ``pip install femtows[fast]``) reimplements asyncio's socket and TLS
-transports in Cython/C on top of the same event loop (asyncio or uvloop). With it a read costs
-fewer Python-level steps and TLS avoids the ssl module's extra copies; bench/README.md has the
-numbers. ``use_aiofastnet=None`` (the default everywhere) means "use it when it is installed".
+aiofastnet (a dependency, as for picows) reimplements asyncio's socket and TLS transports in
+Cython/C on top of the same event loop (asyncio or uvloop). With it a read costs fewer
+Python-level steps and TLS talks to OpenSSL without the ssl module's extra layers;
+bench/README.md has the numbers. ``use_aiofastnet=None`` (the default everywhere) means "use it
+when it is importable", so femtows still works where it is missing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def aiofastnet_module(use_aiofastnet: Optional[bool]) -> Optional[ModuleType]:
     if _aiofastnet is None:
         if use_aiofastnet:
             raise ImportError("use_aiofastnet=True but aiofastnet is not installed "
-                              "(pip install 'femtows[fast]')")
+                              "(pip install aiofastnet)")
         return None
     return _aiofastnet
 

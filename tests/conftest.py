@@ -1,4 +1,6 @@
-"""Test plumbing: every ``async def`` test runs once per event loop (asyncio, uvloop).
+"""Test plumbing: every ``async def`` test runs once per event loop (asyncio, uvloop) and per
+transport layer (``afn``: aiofastnet's transports, the default; ``loopnet``: the loop's own, as
+for a user without aiofastnet, simulated by hiding the module from ``femtows._net``).
 
 No pytest-asyncio: a small ``pytest_pyfunc_call`` hook runs coroutine tests on a fresh loop of
 the kind given by the ``loop_kind`` parameter, bounded by ``TEST_TIMEOUT`` so nothing hangs.
@@ -17,6 +19,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
+from femtows import _net
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is a test dependency on POSIX
@@ -25,6 +29,7 @@ except ImportError:  # pragma: no cover - uvloop is a test dependency on POSIX
 CERTS = Path(__file__).parent / "certs"
 TEST_TIMEOUT = float(os.environ.get("FEMTOWS_TEST_TIMEOUT", "30"))
 LOOP_KINDS = ["asyncio", "uvloop"] if uvloop is not None else ["asyncio"]
+NET_KINDS = ["afn", "loopnet"] if _net._aiofastnet is not None else ["loopnet"]
 
 
 def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
@@ -40,9 +45,19 @@ def loop_kind() -> str:
     return "asyncio"
 
 
+@pytest.fixture(autouse=True)
+def net_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Parametrised for coroutine tests; ``loopnet`` hides aiofastnet from femtows._net."""
+    kind: str = getattr(request, "param", "afn" if "afn" in NET_KINDS else "loopnet")
+    if kind == "loopnet":
+        monkeypatch.setattr(_net, "_aiofastnet", None)
+    return kind
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if inspect.iscoroutinefunction(metafunc.function):
         metafunc.parametrize("loop_kind", LOOP_KINDS)
+        metafunc.parametrize("net_kind", NET_KINDS, indirect=True)
 
 
 @pytest.hookimpl(tryfirst=True)
