@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import weakref
 
 import pytest
@@ -500,3 +501,72 @@ def test_mask_impl_names_a_known_variant():
     from femtows._core.core import mask_impl
 
     assert mask_impl() in ("avx2", "sse2", "scalar")
+
+
+@pytest.mark.parametrize("sender_side", ["server", "client"])
+async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
+    """Frames that the kernel cannot take at once are queued by the transport; the caller's
+    buffer is reused and overwritten right after each send(), and every frame must still
+    arrive with the bytes it had when it was sent (the transport copies what it keeps)."""
+    sizes = [100_000, 700, 100_000, 16_384, 16_385, 3] * 12  # ~2.4 MB: fills socket buffers
+    received: list[bytes] = []
+    all_received = asyncio.Event()
+    sent = asyncio.Event()
+    queued: list[int] = []
+
+    def shrink_socket_buffers(transport: WSTransport) -> None:
+        # Small kernel buffers so that the sends below cannot all fit in them.
+        sock = transport.underlying_transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
+
+    def send_all(transport: WSTransport) -> None:
+        shrink_socket_buffers(transport)
+        buffer = bytearray(max(sizes))
+        for i, size in enumerate(sizes):
+            view = memoryview(buffer)[:size]
+            view[:] = bytes([i % 251]) * size
+            transport.send(WSMsgType.BINARY, view)
+            view[:] = b"\xee" * size  # overwrite at once: must not reach the wire
+        queued.append(transport.underlying_transport.get_write_buffer_size())
+        sent.set()
+
+    class Sender(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            send_all(transport)
+
+    class Receiver(WSListener):
+        def on_ws_connected(self, transport: WSTransport) -> None:
+            shrink_socket_buffers(transport)
+            transport.underlying_transport.pause_reading()
+
+            async def resume() -> None:
+                await sent.wait()
+                transport.underlying_transport.resume_reading()
+
+            asyncio.ensure_future(resume())
+
+        def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+            if frame.msg_type == WSMsgType.BINARY:
+                received.append(frame.get_payload_as_bytes())
+                if len(received) == len(sizes):
+                    all_received.set()
+
+    server_listener = Sender if sender_side == "server" else Receiver
+    client_listener = Receiver if sender_side == "server" else Sender
+    server = await femtows.ws_create_server(
+        lambda r: server_listener(), "127.0.0.1", 0, **tls.server_kwargs()
+    )
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await femtows.ws_connect(
+            client_listener, f"{tls.scheme}://127.0.0.1:{port}/", **tls.client_kwargs()
+        )
+        try:
+            await all_received.wait()
+        finally:
+            transport.disconnect()
+        assert queued[0] > 0, "nothing was queued: the test did not test queuing"
+        assert [len(p) for p in received] == sizes
+        for i, payload in enumerate(received):
+            assert payload == bytes([i % 251]) * sizes[i], f"frame {i} changed after send()"

@@ -104,6 +104,10 @@ cdef class WSTransport:
     cdef bint _debug
     cdef unsigned long _thread_id
     cdef int _fd                     # >= 0: plain TCP socket we may send() on directly
+    cdef object _t_is_closing        # underlying_transport.is_closing, bound once
+    cdef object _t_write_buffer_size # underlying_transport.get_write_buffer_size, bound once
+    cdef object _write_nocheck       # aiofastnet: write_nocheck (copies only what it keeps)
+    cdef object _writelines_nocheck  # aiofastnet: writelines_nocheck
     cdef bint _disconnect_called
     cdef bint _disconnected
     cdef object _exception           # first listener/parser exception (client side)

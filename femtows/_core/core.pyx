@@ -130,6 +130,8 @@ DEF READ_SLACK = 64
 DEF MIN_READ_BUFFER = 2048
 DEF MAX_CONTROL_PAYLOAD = 125
 DEF MASK_POOL_SIZE = 4096
+# Largest server payload copied next to its header when there is no direct send (TLS).
+DEF COALESCE_MAX = 16384
 
 cdef object _WSCloseCode = WSCloseCode
 cdef object _WSMsgType = WSMsgType
@@ -411,8 +413,8 @@ cdef class WSTransport:
         # The direct send is only safe while the transport is open (uvloop closes the fd at
         # once on an error, connection_lost comes a loop iteration later, and the fd number may
         # be reused meanwhile) and has nothing queued (ordering).
-        if (self._fd >= 0 and not self.underlying_transport.is_closing()
-                and self.underlying_transport.get_write_buffer_size() == 0):
+        if (self._fd >= 0 and not self._t_is_closing()
+                and self._t_write_buffer_size() == 0):
             with nogil:
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
             if <size_t>sent == total:
@@ -421,6 +423,20 @@ cdef class WSTransport:
                 # EAGAIN: the kernel buffer is full; anything else (EPIPE, ECONNRESET) is
                 # reported by the transport itself when it retries the write below.
                 sent = 0
+        if self._write_nocheck is not None:
+            # aiofastnet sends (or encrypts) at once and copies only what it has to keep, so
+            # it gets views of our buffers: no allocation and no copy here.
+            if <size_t>sent < head_len and body_len:
+                self._writelines_nocheck((
+                    PyMemoryView_FromMemory(<char *>head + sent, head_len - sent, PyBUF_READ),
+                    PyMemoryView_FromMemory(<char *>body, body_len, PyBUF_READ)))
+            elif <size_t>sent < head_len:
+                self._write_nocheck(
+                    PyMemoryView_FromMemory(<char *>head + sent, total - sent, PyBUF_READ))
+            else:
+                self._write_nocheck(PyMemoryView_FromMemory(
+                    <char *>body + (sent - head_len), total - sent, PyBUF_READ))
+            return 0
         # The transport may keep a reference to what it is given, so it gets an immutable copy
         # of what the kernel did not take.
         rest = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(total - <size_t>sent))
@@ -450,6 +466,14 @@ cdef class WSTransport:
             if size:
                 femtows_mask_copy(<unsigned char *>h + hlen, <const unsigned char *>ptr, size,
                                   key)
+            return self._write(h, hlen + size, NULL, 0)
+        if self._fd < 0 and size <= COALESCE_MAX and self._write_nocheck is not None:
+            # No direct send (TLS): header and payload as two writes would become two TLS
+            # records; a small payload is cheaper to copy next to the header.
+            self._reserve_wbuf(hlen + size)
+            h = self._wbuf
+            if size:
+                memcpy(h + hlen, ptr, size)
             return self._write(h, hlen + size, NULL, 0)
         return self._write(h, hlen, ptr, size)
 
@@ -947,6 +971,13 @@ cdef class WSProtocolCore:
                 pass
             if not t.is_secure:
                 t._fd = sock.fileno()
+        t._t_is_closing = transport.is_closing
+        t._t_write_buffer_size = transport.get_write_buffer_size
+        if type(transport).__module__.startswith("aiofastnet."):
+            t._write_nocheck = getattr(transport, "write_nocheck", None)
+            t._writelines_nocheck = getattr(transport, "writelines_nocheck", None)
+            if t._writelines_nocheck is None:
+                t._write_nocheck = None
         if self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(self._handshake_timeout,
                                                           self._on_handshake_timeout)
