@@ -174,6 +174,12 @@ async def ws_connect(
             raise TypeError(
                 f"ws_connect() does not take {name!r}: TLS comes from the URL scheme and "
                 f"ssl_context")
+    if "all_errors" in kwargs:
+        raise TypeError("ws_connect() does not take 'all_errors': a failed connect raises one "
+                        "OSError (or WSProxyError), never an ExceptionGroup")
+    # picows 1.x's option, a no-op since its sends stopped copying; accepted so that ported
+    # code runs unchanged.
+    kwargs.pop("zero_copy_unsafe_ssl_write", None)
     if max_frame_size <= 0:
         raise ValueError("max_frame_size must be > 0")
     if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:

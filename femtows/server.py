@@ -108,6 +108,7 @@ async def ws_create_server(
 
     # host/port go through the keyword dict: typeshed's create_server signature differs
     # across Python versions (port: int vs int | None).
+    kwargs.pop("zero_copy_unsafe_ssl_write", None)  # picows 1.x's no-op option, see client.py
     server_kwargs: dict[str, Any] = {"host": host, "port": port, **kwargs}
     return await _net.create_server(use_aiofastnet, make_protocol, **server_kwargs)
 

@@ -570,3 +570,26 @@ async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
         assert [len(p) for p in received] == sizes
         for i, payload in enumerate(received):
             assert payload == bytes([i % 251]) * sizes[i], f"frame {i} changed after send()"
+
+
+@pytest.mark.parametrize("name", ["ssl", "sock", "all_errors"])
+async def test_ws_connect_refuses_connection_keywords_it_owns(name: str) -> None:
+    with pytest.raises(TypeError, match=name):
+        await femtows.ws_connect(RecordingListener, "ws://127.0.0.1:9/", **{name: True})
+
+
+async def test_picows_legacy_zero_copy_option_is_accepted(tls) -> None:
+    """picows 1.x's zero_copy_unsafe_ssl_write is a no-op, accepted on both sides."""
+    server = await femtows.ws_create_server(
+        lambda r: RecordingListener(), "127.0.0.1", 0, zero_copy_unsafe_ssl_write=True,
+        **tls.server_kwargs()
+    )
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await femtows.ws_connect(
+            RecordingListener, f"{tls.scheme}://127.0.0.1:{port}/",
+            zero_copy_unsafe_ssl_write=True, **tls.client_kwargs()
+        )
+        assert transport.is_secure == tls.enabled
+        transport.disconnect()
+        await transport.wait_disconnected()

@@ -17,7 +17,7 @@ import pytest
 import femtows
 from femtows import WSCloseCode, WSMsgType, WSParsedURL
 from tests.test_proxy import FakeProxy, pipe, socks5_handler
-from tests.utils import RecordingListener, start_echo_server
+from tests.utils import EchoListener, RecordingListener, start_echo_server
 
 
 def port_of(url: str) -> int:
@@ -255,3 +255,32 @@ async def test_factory_socket_to_socks_proxy(tls: Any) -> None:
         )
     assert [(u.scheme, u.host, u.port) for u in seen] == [("socks5", "127.0.0.1", proxy.port)]
     assert records == [(0x01, "127.0.0.1", port_of(url))]
+
+
+async def test_unix_socket_from_factory_and_server_sock(tmp_path: Any, caplog: Any) -> None:
+    """A Unix-domain stream works end to end: the server listens on an AF_UNIX socket passed
+    as ``sock``, the client's socket_factory returns a connected AF_UNIX socket. No TCP option
+    is applied to it, and the INFO connection line still appears."""
+    import logging
+
+    path = str(tmp_path / "ws.sock")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    server = await femtows.ws_create_server(lambda r: EchoListener(), sock=listener)
+
+    def factory(host: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        return sock
+
+    async with server:
+        with caplog.at_level(logging.INFO, logger="femtows.client"):
+            transport, client = await femtows.ws_connect(
+                RecordingListener, "ws://localhost/", socket_factory=factory
+            )
+        assert isinstance(client, RecordingListener)
+        transport.send(WSMsgType.TEXT, "over a unix socket")
+        assert await client.wait_message(0) == (WSMsgType.TEXT, b"over a unix socket")
+        transport.send_close(WSCloseCode.OK)
+        await transport.wait_disconnected()
+        assert any("connection established" in r.getMessage() for r in caplog.records)

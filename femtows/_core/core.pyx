@@ -143,6 +143,25 @@ cdef enum ParseResult:
     HEADER_OK = 0
 
 
+def _socket_options(sock):
+    """``rcvbuf=... sndbuf=... nodelay=... quickack=...`` for the INFO connection log line."""
+    if sock is None:
+        return "socket=None"
+    parts = []
+    for name, level, opt in (
+            ("rcvbuf", socket.SOL_SOCKET, socket.SO_RCVBUF),
+            ("sndbuf", socket.SOL_SOCKET, socket.SO_SNDBUF),
+            ("nodelay", socket.IPPROTO_TCP, socket.TCP_NODELAY),
+            ("quickack", socket.IPPROTO_TCP, getattr(socket, "TCP_QUICKACK", None))):
+        if opt is None:
+            continue
+        try:
+            parts.append(f"{name}={sock.getsockopt(level, opt)}")
+        except OSError:  # not TCP (a Unix socket from socket_factory)
+            pass
+    return " ".join(parts)
+
+
 cdef inline bint _is_sendable_close_code(int code) noexcept nogil:
     """RFC 6455 §7.4: the codes an endpoint may put on the wire."""
     return (1000 <= code <= 1003) or (1007 <= code <= 1014) or (3000 <= code <= 4999)
@@ -986,8 +1005,8 @@ cdef class WSProtocolCore:
                 self._logger.log(FEMTOWS_DEBUG_LL, "upgrade request: %r", self._request_bytes)
             transport.write(self._request_bytes)
         if self._logger.isEnabledFor(logging.INFO):
-            self._logger.info("connection established: peer=%s mask_impl=%s",
-                              transport.get_extra_info("peername"),
+            self._logger.info("connection established: peer=%s %s mask_impl=%s",
+                              transport.get_extra_info("peername"), _socket_options(sock),
                               femtows_mask_impl().decode())
 
     def connection_lost(self, exc):
