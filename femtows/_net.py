@@ -13,7 +13,7 @@ import asyncio
 from types import ModuleType
 from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["aiofastnet_module", "create_connection", "create_server", "start_tls"]
+__all__ = ["aiofastnet_module", "create_connection", "create_server"]
 
 _aiofastnet: Optional[ModuleType]
 try:
@@ -69,22 +69,3 @@ async def create_server(
         server: asyncio.Server = await module.create_server(loop, protocol_factory, **kwargs)
         return server
     return await loop.create_server(protocol_factory, **kwargs)
-
-
-async def start_tls(
-    use_aiofastnet: Optional[bool],
-    transport: asyncio.BaseTransport,
-    protocol: asyncio.BaseProtocol,
-    sslcontext: Any,
-    **kwargs: Any,
-) -> asyncio.Transport:
-    """``loop.start_tls`` through aiofastnet when selected."""
-    loop = asyncio.get_running_loop()
-    module = aiofastnet_module(use_aiofastnet)
-    if module is not None:
-        new: asyncio.Transport = await module.start_tls(loop, transport, protocol, sslcontext,
-                                                         **kwargs)
-        return new
-    result = await loop.start_tls(transport, protocol, sslcontext, **kwargs)
-    assert result is not None
-    return result

@@ -210,7 +210,7 @@ class WSInvalidURL(WSError):
         self.msg = msg
 
     def __str__(self) -> str:
-        return f"invalid URL {_mask_password(self.url)!r}: {self.msg}"
+        return f"invalid URL {redact_url(self.url)!r}: {self.msg}"
 
 
 class WSProxyError(WSError, ConnectionError):
@@ -262,11 +262,6 @@ def redact_url(url: str) -> str:
     Use it for any URL that goes into a log line or an exception message: proxy URLs in
     particular carry credentials.
     """
-    return _mask_password(url)
-
-
-def _mask_password(url: str) -> str:
-    """Return ``url`` with the password of its userinfo (if any) replaced by ``***``."""
     _, sep, rest = url.partition("://")
     if not sep:
         return url

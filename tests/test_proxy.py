@@ -28,7 +28,7 @@ import pytest
 import femtows
 import femtows.proxy
 from femtows import WSCloseCode, WSInvalidURL, WSMsgType, WSProxyError
-from tests.utils import RecordingListener, start_echo_server
+from tests.utils import RecordingListener, echo_round_trip, start_echo_server
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPT = REPO / "scripts" / "proxies" / "run.py"
@@ -108,17 +108,6 @@ def proxy_port(info: dict[str, Any], kind: str) -> int:
 def trusting_context() -> ssl.SSLContext:
     """A client context that trusts the test certificate (stunnel's and the test servers')."""
     return ssl.create_default_context(cafile=str(CERTS / "cert.pem"))
-
-
-async def echo_round_trip(url: str, **kwargs: Any) -> femtows.WSTransport:
-    """Connect, check one message comes back, close cleanly; returns the (closed) transport."""
-    transport, client = await femtows.ws_connect(RecordingListener, url, **kwargs)
-    assert isinstance(client, RecordingListener)
-    transport.send(WSMsgType.BINARY, b"through the tunnel \x00\xff")
-    assert await client.wait_message(0) == (WSMsgType.BINARY, b"through the tunnel \x00\xff")
-    transport.send_close(WSCloseCode.OK)
-    await transport.wait_disconnected()
-    return transport
 
 
 @pytest.mark.parametrize("kind", ["http", "http_auth", "https", "socks5", "socks4"])

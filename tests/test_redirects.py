@@ -15,16 +15,14 @@ import pytest
 
 import femtows
 from femtows import (
-    WSCloseCode,
     WSHandshakeError,
     WSInvalidHeaderError,
     WSInvalidStatusError,
-    WSMsgType,
     WSUpgradeRequest,
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
-from tests.utils import EchoListener, RecordingListener
+from tests.utils import EchoListener, RecordingListener, echo_round_trip
 
 Responder = Callable[[str], Optional[bytes]]
 
@@ -119,17 +117,6 @@ class FinalServer:
         return f"{scheme}://127.0.0.1:{self.port}{path}"
 
 
-async def round_trip(url: str, **kwargs: Any) -> femtows.WSTransport:
-    """Connect, echo one message, close."""
-    transport, client = await femtows.ws_connect(RecordingListener, url, **kwargs)
-    assert isinstance(client, RecordingListener)
-    transport.send(WSMsgType.TEXT, b"after redirects")
-    assert await client.wait_message(0) == (WSMsgType.TEXT, b"after redirects")
-    transport.send_close(WSCloseCode.OK)
-    await transport.wait_disconnected()
-    return transport
-
-
 def header(request: bytes, name: str) -> Optional[str]:
     for line in request.decode("latin-1").split("\r\n")[1:]:
         key, _, value = line.partition(":")
@@ -159,7 +146,7 @@ async def test_chain_of_three_redirects(tls: Any, caplog: pytest.LogCaptureFixtu
 
             async with RawServer(first, ssl=tls.server) as a:
                 caplog.set_level(logging.INFO, logger="femtows.client")
-                await round_trip(a.url("/start", tls.scheme), **tls.client_kwargs())
+                await echo_round_trip(a.url("/start", tls.scheme), **tls.client_kwargs())
     assert [r.split(b" ")[1] for r in a.requests] == [b"/start", b"/next"]
     assert [r.split(b" ")[1] for r in b.requests] == [b"/b"]
     assert final.requests[0].path == b"/final?x=1"
@@ -183,7 +170,7 @@ async def test_chain_of_three_redirects(tls: Any, caplog: pytest.LogCaptureFixtu
 async def test_relative_location(start: str, location: str, expected: str) -> None:
     """Location is resolved against the current URL (RFC 3986 §5); a fragment is dropped."""
     async with FinalServer(routes={start: (302, location)}) as final:
-        await round_trip(final.url(start))
+        await echo_round_trip(final.url(start))
     assert [r.path.decode() for r in final.requests] == [start, expected]
 
 
@@ -191,7 +178,7 @@ async def test_network_path_location() -> None:
     """'//host:port/path' keeps the scheme and switches servers."""
     async with FinalServer() as final:
         async with RawServer(lambda p: redirect(302, f"//127.0.0.1:{final.port}/final")) as a:
-            await round_trip(a.url("/"))
+            await echo_round_trip(a.url("/"))
     assert final.requests[0].path == b"/final"
 
 
@@ -202,14 +189,14 @@ async def test_absolute_location(tls: Any, form: str) -> None:
         scheme = {"ws": tls.scheme, "http": "https" if tls.enabled else "http"}[form]
         location = final.url("/final", scheme)
         async with RawServer(lambda p: redirect(302, location), ssl=tls.server) as a:
-            await round_trip(a.url("/", tls.scheme), **tls.client_kwargs())
+            await echo_round_trip(a.url("/", tls.scheme), **tls.client_kwargs())
     assert final.requests[0].path == b"/final"
 
 
 @pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
 async def test_each_redirect_status_is_followed(status: int) -> None:
     async with FinalServer(routes={"/start": (status, "/final")}) as final:
-        await round_trip(final.url("/start"))
+        await echo_round_trip(final.url("/start"))
     assert [r.path for r in final.requests] == [b"/start", b"/final"]
 
 
@@ -270,7 +257,7 @@ async def test_wss_to_ws_downgrade_is_refused(tls_server: Any, location_scheme: 
 async def test_ws_to_wss_upgrade_is_followed(tls_server: Any) -> None:
     async with FinalServer(tls_server) as secure:
         async with RawServer(lambda p: redirect(302, secure.url("/final"))) as a:
-            transport = await round_trip(a.url("/"), **tls_server.client_kwargs())
+            transport = await echo_round_trip(a.url("/"), **tls_server.client_kwargs())
     assert transport.is_secure
     assert secure.requests[0].path == b"/final"
 
@@ -322,7 +309,7 @@ async def test_credentials_dropped_on_cross_origin_redirect(
         location = f"ws://user:hunter2@127.0.0.1:{final.port}/final"
         async with RawServer(lambda p: redirect(302, location)) as a:
             caplog.set_level(logging.INFO, logger="femtows.client")
-            await round_trip(a.url("/"), extra_headers=CREDENTIALS)
+            await echo_round_trip(a.url("/"), extra_headers=CREDENTIALS)
     assert header(a.requests[0], "Authorization") == "Bearer secret-token"  # first hop had them
     assert header(a.requests[0], "Cookie") == "session=secret"
     received = final.requests[0].headers
@@ -333,7 +320,7 @@ async def test_credentials_dropped_on_cross_origin_redirect(
 
 async def test_credentials_kept_on_same_origin_redirect() -> None:
     async with FinalServer(routes={"/start": (302, "/final")}) as final:
-        await round_trip(final.url("/start"), extra_headers=dict(CREDENTIALS))
+        await echo_round_trip(final.url("/start"), extra_headers=dict(CREDENTIALS))
     received = final.requests[1].headers
     assert received["Authorization"] == "Bearer secret-token"
     assert received["Cookie"] == "session=secret"
@@ -344,7 +331,7 @@ async def test_host_override_dropped_cross_origin() -> None:
     """A Host override names the original server: kept same-origin, dropped cross-origin."""
     async with FinalServer(routes={"/start": (302, "/hop")}) as final:
         async with RawServer(lambda p: redirect(302, final.url("/start"))) as a:
-            await round_trip(a.url("/"), extra_headers=[("Host", "virtual.example")])
+            await echo_round_trip(a.url("/"), extra_headers=[("Host", "virtual.example")])
     assert header(a.requests[0], "Host") == "virtual.example"
     assert [r.headers["Host"] for r in final.requests] == [f"127.0.0.1:{final.port}"] * 2
 
@@ -352,7 +339,7 @@ async def test_host_override_dropped_cross_origin() -> None:
 async def test_header_generator_survives_redirects() -> None:
     headers = (pair for pair in [("X-Once", "1")])
     async with FinalServer(routes={"/start": (302, "/final")}) as final:
-        await round_trip(final.url("/start"), extra_headers=headers)
+        await echo_round_trip(final.url("/start"), extra_headers=headers)
     assert [r.headers.get("X-Once") for r in final.requests] == ["1", "1"]
 
 
@@ -411,7 +398,7 @@ async def test_each_redirect_goes_through_the_proxy() -> None:
     proxy_port = proxy.sockets[0].getsockname()[1]
     async with proxy, FinalServer() as final:
         async with RawServer(lambda p: redirect(308, final.url("/final"))) as a:
-            await round_trip(a.url("/"), proxy=f"http://127.0.0.1:{proxy_port}")
+            await echo_round_trip(a.url("/"), proxy=f"http://127.0.0.1:{proxy_port}")
     assert connects == [
         f"CONNECT 127.0.0.1:{a.port} HTTP/1.1".encode(),
         f"CONNECT 127.0.0.1:{final.port} HTTP/1.1".encode(),

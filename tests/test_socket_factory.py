@@ -17,21 +17,11 @@ import pytest
 import femtows
 from femtows import WSCloseCode, WSMsgType, WSParsedURL
 from tests.test_proxy import FakeProxy, pipe, socks5_handler
-from tests.utils import EchoListener, RecordingListener, start_echo_server
+from tests.utils import EchoListener, RecordingListener, echo_round_trip, start_echo_server
 
 
 def port_of(url: str) -> int:
     return int(url.rsplit(":", 1)[1].strip("/"))
-
-
-async def round_trip(url: str, **kwargs: Any) -> femtows.WSTransport:
-    transport, client = await femtows.ws_connect(RecordingListener, url, **kwargs)
-    assert isinstance(client, RecordingListener)
-    transport.send(WSMsgType.BINARY, b"factory-made")
-    assert await client.wait_message(0) == (WSMsgType.BINARY, b"factory-made")
-    transport.send_close(WSCloseCode.OK)
-    await transport.wait_disconnected()
-    return transport
 
 
 async def test_two_args_sync_unconnected_socket(tls: Any) -> None:
@@ -78,7 +68,7 @@ async def test_one_arg_async_connected_socket(tls: Any) -> None:
 
     server, url = await start_echo_server(tls)
     async with server:
-        await round_trip(url + "path?q=1", socket_factory=factory, **tls.client_kwargs())
+        await echo_round_trip(url + "path?q=1", socket_factory=factory, **tls.client_kwargs())
     assert len(seen) == 1
     assert isinstance(seen[0], WSParsedURL)
     assert (seen[0].scheme, seen[0].host, seen[0].port) == (tls.scheme, "127.0.0.1", port_of(url))
@@ -94,7 +84,7 @@ async def test_star_args_factory_gets_the_parsed_url() -> None:
 
     server, url = await start_echo_server()
     async with server:
-        await round_trip(url, socket_factory=factory)
+        await echo_round_trip(url, socket_factory=factory)
     assert len(seen) == 1 and len(seen[0]) == 1 and isinstance(seen[0][0], WSParsedURL)
 
 
@@ -110,7 +100,7 @@ async def test_none_means_default_path(is_async: bool) -> None:
 
     server, url = await start_echo_server()
     async with server:
-        await round_trip(url, socket_factory=async_factory if is_async else sync_factory,
+        await echo_round_trip(url, socket_factory=async_factory if is_async else sync_factory,
                          local_addr=("127.0.0.1", 0))  # connection keywords still apply
     assert calls == [("127.0.0.1", port_of(url))]
 
@@ -200,7 +190,7 @@ async def test_factory_is_called_for_each_redirect() -> None:
     server = await femtows.ws_create_server(listener_factory, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        await round_trip(f"ws://127.0.0.1:{port}/start", socket_factory=factory)
+        await echo_round_trip(f"ws://127.0.0.1:{port}/start", socket_factory=factory)
     assert calls == [port, port]
 
 
@@ -249,7 +239,7 @@ async def test_factory_socket_to_socks_proxy(tls: Any) -> None:
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
     async with server, FakeProxy(socks5_handler(records, port_of(url))) as proxy:
-        await round_trip(
+        await echo_round_trip(
             url, proxy=f"socks5://127.0.0.1:{proxy.port}", socket_factory=factory,
             **tls.client_kwargs(),
         )

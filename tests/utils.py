@@ -68,6 +68,20 @@ class RecordingListener(WSListener):
             await self.new_frame.wait()
 
 
+async def echo_round_trip(
+    url: str, message: bytes = b"round trip \x00\xff", **kwargs: Any
+) -> femtows.WSTransport:
+    """``ws_connect(url, **kwargs)`` to an echo server, check that one BINARY message comes
+    back unchanged, close cleanly; returns the (closed) transport for further checks."""
+    transport, client = await femtows.ws_connect(RecordingListener, url, **kwargs)
+    assert isinstance(client, RecordingListener)
+    transport.send(WSMsgType.BINARY, message)
+    assert await client.wait_message(0) == (WSMsgType.BINARY, message)
+    transport.send_close(femtows.WSCloseCode.OK)
+    await transport.wait_disconnected()
+    return transport
+
+
 async def start_echo_server(tls: Any = None, **kwargs: Any) -> tuple[asyncio.Server, str]:
     """An echo server on an ephemeral port; returns (server, url)."""
     server_kwargs = tls.server_kwargs() if tls is not None else {}

@@ -992,11 +992,11 @@ cdef class WSProtocolCore:
                 t._fd = sock.fileno()
         t._t_is_closing = transport.is_closing
         t._t_write_buffer_size = transport.get_write_buffer_size
-        if type(transport).__module__.startswith("aiofastnet."):
-            t._write_nocheck = getattr(transport, "write_nocheck", None)
-            t._writelines_nocheck = getattr(transport, "writelines_nocheck", None)
-            if t._writelines_nocheck is None:
-                t._write_nocheck = None
+        # aiofastnet's transports copy only what they keep, so they may be given views.
+        if (type(transport).__module__.startswith("aiofastnet.")
+                and hasattr(transport, "writelines_nocheck")):
+            t._write_nocheck = transport.write_nocheck
+            t._writelines_nocheck = transport.writelines_nocheck
         if self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(self._handshake_timeout,
                                                           self._on_handshake_timeout)
