@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import os
+import selectors
 import ssl
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -111,3 +115,60 @@ class TLSConfig:
 @pytest.fixture(params=[False, True], ids=["tcp", "tls"])
 def tls(request: pytest.FixtureRequest) -> TLSConfig:
     return TLSConfig(request.param)
+
+
+# ------------------------------------------------------------------------------------------------
+# Real proxy servers (tests/test_proxy.py, tests/test_examples.py)
+
+RUN_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "proxies" / "run.py"
+START_TIMEOUT = 240.0  # apt-get install on a fresh machine
+
+
+class ProxyServers:
+    """The JSON printed by ``run.py serve``, or why the servers could not be started."""
+
+    def __init__(self, info: Optional[dict[str, Any]], error: Optional[str]) -> None:
+        self._info = info
+        self._error = error
+
+    def get(self) -> dict[str, Any]:
+        if self._info is None:
+            pytest.fail(f"the real proxy servers could not be started: {self._error}",
+                        pytrace=False)
+        return self._info
+
+
+@pytest.fixture(scope="session")
+def proxy_servers() -> Iterator[ProxyServers]:
+    """tinyproxy (plain and Basic auth), stunnel in front of tinyproxy, dante (SOCKS4/5)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(RUN_SCRIPT), "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
+    info: Optional[dict[str, Any]] = None
+    error: Optional[str] = None
+    with selectors.DefaultSelector() as selector:
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        if selector.select(START_TIMEOUT):
+            line = proc.stdout.readline()
+            if line:
+                info = json.loads(line)
+    if info is None:
+        if proc.poll() is None:
+            proc.kill()
+            error = f"scripts/proxies/run.py did not start within {START_TIMEOUT:.0f}s"
+        proc.wait()
+        error = error or proc.stderr.read().strip() or f"run.py exited with {proc.returncode}"
+    try:
+        yield ProxyServers(info, error)
+    finally:
+        if proc.poll() is None:
+            proc.stdin.close()  # run.py stops and reaps the servers on EOF
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

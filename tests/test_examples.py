@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ProxyServers
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 TIMEOUT = 120
 
@@ -72,3 +74,19 @@ def test_okx_roundtrip_time_example_reconnects_while_slow() -> None:
     assert len(medians) == 2 and all(m >= 20.0 for m in medians), out
     assert out.count("reconnecting") == 2
     assert "RTT still above threshold after 2 attempts" in out
+
+
+def test_proxy_and_redirect_example_local_proxy() -> None:
+    out = run(str(EXAMPLES / "proxy_and_redirect.py"))
+    # One socket per connection attempt: the first URL and the redirect target.
+    assert out.count("SO_RCVBUF set before connect()") == 2
+    assert "echo from /echo: hello through the proxy" in out
+    assert "proxy tunnels opened: 2" in out
+
+
+def test_proxy_and_redirect_example_real_tinyproxy(proxy_servers: ProxyServers) -> None:
+    info = proxy_servers.get()
+    out = run(str(EXAMPLES / "proxy_and_redirect.py"), "--proxy",
+              f"http://{info['user']}:{info['password']}@127.0.0.1:{info['http_auth']}")
+    assert f"socket_factory('127.0.0.1', {info['http_auth']})" in out
+    assert "echo from /echo: hello through the proxy" in out

@@ -12,82 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import json
 import pickle
-import selectors
 import socket
 import ssl
-import subprocess
-import sys
 import types
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterator, Optional
+from typing import Any, Awaitable, Callable, Optional
 
 import pytest
 
 import femtows
 import femtows.proxy
 from femtows import WSCloseCode, WSInvalidURL, WSMsgType, WSProxyError
+from tests.conftest import ProxyServers
 from tests.utils import RecordingListener, echo_round_trip, start_echo_server
 
 REPO = Path(__file__).resolve().parents[1]
-RUN_SCRIPT = REPO / "scripts" / "proxies" / "run.py"
 CERTS = REPO / "tests" / "certs"
-START_TIMEOUT = 240.0  # apt-get install on a fresh machine
 
 
 # ------------------------------------------------------------------------------------------------
 # Real proxy servers
-
-
-class ProxyServers:
-    """The JSON printed by ``run.py serve``, or why the servers could not be started."""
-
-    def __init__(self, info: Optional[dict[str, Any]], error: Optional[str]) -> None:
-        self._info = info
-        self._error = error
-
-    def get(self) -> dict[str, Any]:
-        if self._info is None:
-            pytest.fail(f"the real proxy servers could not be started: {self._error}",
-                        pytrace=False)
-        return self._info
-
-
-@pytest.fixture(scope="session")
-def proxy_servers() -> Iterator[ProxyServers]:
-    """tinyproxy (plain and Basic auth), stunnel in front of tinyproxy, dante (SOCKS4/5)."""
-    proc = subprocess.Popen(
-        [sys.executable, str(RUN_SCRIPT), "serve"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None and proc.stdin is not None and proc.stderr is not None
-    info: Optional[dict[str, Any]] = None
-    error: Optional[str] = None
-    with selectors.DefaultSelector() as selector:
-        selector.register(proc.stdout, selectors.EVENT_READ)
-        if selector.select(START_TIMEOUT):
-            line = proc.stdout.readline()
-            if line:
-                info = json.loads(line)
-    if info is None:
-        if proc.poll() is None:
-            proc.kill()
-            error = f"scripts/proxies/run.py did not start within {START_TIMEOUT:.0f}s"
-        proc.wait()
-        error = error or proc.stderr.read().strip() or f"run.py exited with {proc.returncode}"
-    try:
-        yield ProxyServers(info, error)
-    finally:
-        if proc.poll() is None:
-            proc.stdin.close()  # run.py stops and reaps the servers on EOF
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
 
 
 def real_proxy_url(info: dict[str, Any], kind: str) -> str:
