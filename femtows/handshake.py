@@ -753,15 +753,24 @@ def build_101_response(
         TypeError: A header name or value is not a str.
         ValueError: A header name is not a token or a value has control characters.
     """
-    headers: CIMultiDict[str] = CIMultiDict()
-    headers["Upgrade"] = "websocket"
-    headers["Connection"] = "Upgrade"
-    headers["Sec-WebSocket-Accept"] = compute_accept(key)
-    for name, value in _header_items(extra_headers):
+    accept = compute_accept(key)
+    headers: CIMultiDict[str] = CIMultiDict(
+        (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept))
+    )
+    # The status line and the three fixed headers are constants (plus base64): no checks.
+    lines = [_101_HEAD + accept.encode("ascii")]
+    for name, value in _header_items(extra_headers):  # checked here
         if name.lower() not in _RESERVED_101_HEADERS:
             headers.add(name, value)
+            lines.append(name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape"))
     response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
-    return response, _serialize_response(b"HTTP/1.1", response.status, headers.items(), None)
+    return response, b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+_101_HEAD = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: "
+)
 
 
 _RESERVED_101_HEADERS = frozenset(

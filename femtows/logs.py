@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import Union
+from typing import Callable, Union
 
 FEMTOWS_DEBUG_LL = 9
 """Log level of femtows's byte-level traces (below DEBUG): ``logging.getLogger("femtows")
@@ -32,12 +32,26 @@ def connection_logger(
             used) or a LoggerAdapter (used as it is).
         default: ``"client"`` or ``"server"``.
     """
+    return connection_logger_factory(logger_name, default)()
+
+
+def connection_logger_factory(
+    logger_name: LoggerLike, default: str
+) -> Callable[[], Union[logging.Logger, logging.LoggerAdapter]]:  # type: ignore[type-arg]
+    """:func:`connection_logger` for a server: the parent is looked up once, when the server
+    starts, and each call returns the logger for one new connection."""
     if isinstance(logger_name, logging.LoggerAdapter):
-        return logger_name
+        adapter = logger_name
+        return lambda: adapter
     if isinstance(logger_name, logging.Logger):
         parent = logger_name
     else:
         parent = logging.getLogger(f"femtows.{logger_name or default}")
-    child = logging.Logger(f"{parent.name}.{next(_ids)}")
-    child.parent = parent
-    return child
+    prefix = parent.name + "."
+
+    def new_child() -> logging.Logger:
+        child = logging.Logger(f"{prefix}{next(_ids)}")
+        child.parent = parent
+        return child
+
+    return new_child

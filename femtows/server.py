@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Union
 from femtows import _net, handshake
 from femtows._core.core import WSAutoPingStrategy, WSListener, WSProtocol
 from femtows._options import check_auto_ping
-from femtows.logs import LoggerLike, connection_logger
+from femtows.logs import LoggerLike, connection_logger_factory
 
 __all__ = ["ws_create_server"]
 
@@ -86,11 +86,13 @@ async def ws_create_server(
                                auto_ping_reply_timeout, auto_ping_strategy)
     _net.aiofastnet_module(use_aiofastnet)  # ImportError now, not at the first connection
 
+    new_logger = connection_logger_factory(logger_name, "server")
+
     def make_protocol() -> WSProtocol:
         return WSProtocol(
             is_client=False,
             listener_factory=ws_listener_factory,
-            logger=connection_logger(logger_name, "server"),
+            logger=new_logger(),
             read_buffer_init_size=read_buffer_init_size,
             max_frame_size=max_frame_size,
             validate_utf8=validate_utf8,

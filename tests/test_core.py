@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import weakref
+from typing import Any
 
 import pytest
 
@@ -593,3 +594,27 @@ async def test_picows_legacy_zero_copy_option_is_accepted(tls) -> None:
         assert transport.is_secure == tls.enabled
         transport.disconnect()
         await transport.wait_disconnected()
+
+
+@pytest.mark.parametrize("form", ["logger", "adapter"])
+async def test_server_logger_forms_per_connection(caplog, form: str) -> None:
+    """ws_create_server resolves logger_name once: a Logger gets one child per connection
+    (distinct names, never registered), an adapter is used as it is for every connection."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    base = logging.getLogger("app.server")
+    logger_name: Any = base if form == "logger" else logging.LoggerAdapter(base, {})
+    server, url = await start_echo_server(None, logger_name=logger_name)
+    async with server:
+        for _ in range(2):
+            transport, _ = await femtows.ws_connect(RecordingListener, url)
+            transport.disconnect()
+            await transport.wait_disconnected()
+    names = [r.name for r in caplog.records if r.name.startswith("app.server")]
+    if form == "logger":
+        children = {n for n in names if n.startswith("app.server.")}
+        assert len(children) == 2, names
+        assert not any(n.startswith("app.server.") for n in logging.root.manager.loggerDict)
+    else:
+        assert names and set(names) == {"app.server"}, names

@@ -947,8 +947,7 @@ cdef class WSProtocolCore:
                                    if websocket_handshake_timeout is not None else 0.0)
         self._max_head_size = max_head_size
         self._auto_ping = enable_auto_ping
-        self._ping_periodically = (
-            WSAutoPingStrategy(auto_ping_strategy) == WSAutoPingStrategy.PING_PERIODICALLY)
+        self._ping_periodically = auto_ping_strategy == WSAutoPingStrategy.PING_PERIODICALLY
         self._ping_idle = auto_ping_idle_timeout
         self._ping_reply = auto_ping_reply_timeout
         self._request = request
