@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import weakref
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -504,12 +505,42 @@ def test_mask_impl_names_a_known_variant():
     assert mask_impl() in ("avx2", "sse2", "scalar")
 
 
+def _pattern(i: int, size: int) -> bytes:
+    """Frame i's payload: period 251 (prime), so a chunk sent twice, dropped, reordered or
+    masked with the key at the wrong phase cannot go unnoticed."""
+    start = i % 251
+    period = bytes(range(start, 251)) + bytes(range(start))
+    return (period * (size // 251 + 1))[:size]
+
+
+@pytest.fixture
+def small_mask_chunks() -> Iterator[None]:
+    from femtows._core.core import _set_mask_chunk
+
+    old = _set_mask_chunk(65536)
+    yield
+    _set_mask_chunk(old)
+
+
+@pytest.mark.parametrize("small_buffers", [True, False], ids=["32k-buffers", "default-buffers"])
 @pytest.mark.parametrize("sender_side", ["server", "client"])
-async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
+async def test_queued_sends_keep_their_bytes(
+    tls, sender_side: str, small_buffers: bool, request: pytest.FixtureRequest
+) -> None:
     """Frames that the kernel cannot take at once are queued by the transport; the caller's
     buffer is reused and overwritten right after each send(), and every frame must still
-    arrive with the bytes it had when it was sent (the transport copies what it keeps)."""
-    sizes = [100_000, 700, 100_000, 16_384, 16_385, 3] * 12  # ~2.4 MB: fills socket buffers
+    arrive with the bytes it had when it was sent (the transport copies what it keeps).
+
+    With 32 KiB socket buffers even the first large frame is cut short; with the default
+    (auto-tuned, several MB) buffers client frames over 4 MiB (sent in 4 MiB chunks) also stop
+    part-way through a frame after a chunk went out whole."""
+    if small_buffers:
+        sizes = [100_000, 700, 100_000, 16_384, 16_385, 3, 600_000] * 6  # ~5 MB
+    else:
+        sizes = [5_000_000, 100_000, 700, 1_000_000, 16_385, 3] * 3  # ~18 MB: over the buffers
+        # Client frames over the chunk size go out chunk by chunk: with 64 KiB chunks the
+        # first chunks of a frame fit in the kernel's buffers whole, later ones do not.
+        request.getfixturevalue("small_mask_chunks")
     received: list[bytes] = []
     all_received = asyncio.Event()
     sent = asyncio.Event()
@@ -517,6 +548,8 @@ async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
 
     def shrink_socket_buffers(transport: WSTransport) -> None:
         # Small kernel buffers so that the sends below cannot all fit in them.
+        if not small_buffers:
+            return
         sock = transport.underlying_transport.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32 * 1024)
@@ -526,7 +559,7 @@ async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
         buffer = bytearray(max(sizes))
         for i, size in enumerate(sizes):
             view = memoryview(buffer)[:size]
-            view[:] = bytes([i % 251]) * size
+            view[:] = _pattern(i, size)
             transport.send(WSMsgType.BINARY, view)
             view[:] = b"\xee" * size  # overwrite at once: must not reach the wire
         queued.append(transport.underlying_transport.get_write_buffer_size())
@@ -570,7 +603,7 @@ async def test_queued_sends_keep_their_bytes(tls, sender_side: str) -> None:
         assert queued[0] > 0, "nothing was queued: the test did not test queuing"
         assert [len(p) for p in received] == sizes
         for i, payload in enumerate(received):
-            assert payload == bytes([i % 251]) * sizes[i], f"frame {i} changed after send()"
+            assert payload == _pattern(i, sizes[i]), f"frame {i} changed after send()"
 
 
 @pytest.mark.parametrize("name", ["ssl", "sock", "all_errors"])

@@ -134,6 +134,10 @@ cdef class WSTransport:
 
     cdef int _check_thread(self, str method) except -1
     cdef int _send_frame(self, uint8_t first_byte, const char *ptr, size_t size) except -1
+    cdef int _send_masked_large(self, const char *head, size_t head_len, const char *ptr,
+                                size_t size, uint32_t key) except -1
+    cdef int _queue_masked(self, const char *done, size_t done_len, const char *ptr,
+                           size_t size, uint32_t key) except -1
     cdef int _write(self, const char *head, size_t head_len, const char *body,
                     size_t body_len) except -1
     cdef int _reserve_wbuf(self, size_t size) except -1

@@ -23,7 +23,7 @@ connection is closed once the peer answers (or ``close_timeout`` expires).
 
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
@@ -43,6 +43,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 from http import HTTPStatus as _HTTPStatus
 
 from femtows import handshake as _handshake
@@ -132,10 +133,43 @@ DEF MAX_CONTROL_PAYLOAD = 125
 DEF MASK_POOL_SIZE = 4096
 # Largest server payload copied next to its header when there is no direct send (TLS).
 DEF COALESCE_MAX = 16384
+# Client payloads above MASK_DIRECT_MIN are masked into a per-thread scratch buffer and sent
+# from there, in chunks of at most MASK_CHUNK bytes (a multiple of 4, so every chunk starts at
+# key phase 0; it also bounds the scratch buffer).
+DEF MASK_DIRECT_MIN = 16384
+DEF MASK_CHUNK = 4194304
 
 cdef object _WSCloseCode = WSCloseCode
 cdef object _WSMsgType = WSMsgType
 cdef object _urandom = os.urandom
+# One masking scratch buffer per thread (event loops may run in several threads and the
+# direct send releases the GIL), shared by every connection of that thread.
+cdef object _mask_scratch = threading.local()
+
+
+cdef size_t _mask_chunk = MASK_CHUNK
+
+
+def _set_mask_chunk(size_t size):
+    """Tests only: change the chunk size of large client sends; returns the previous one."""
+    global _mask_chunk
+    if size == 0 or size % 4:
+        raise ValueError("the chunk size must be a positive multiple of 4")
+    old = _mask_chunk
+    _mask_chunk = size
+    return old
+
+
+cdef bytearray _thread_mask_scratch(size_t need):
+    """This thread's scratch buffer, at least need bytes long."""
+    cdef bytearray buf
+    try:
+        buf = <bytearray>_mask_scratch.buf
+    except AttributeError:
+        buf = _mask_scratch.buf = bytearray()
+    if <size_t>PyByteArray_GET_SIZE(buf) < need:
+        PyByteArray_Resize(buf, <Py_ssize_t>need)
+    return buf
 
 # Header validation results: 0 is OK, anything else is the close code to fail with.
 cdef enum ParseResult:
@@ -473,15 +507,20 @@ cdef class WSTransport:
         cdef char *h
         cdef size_t hlen
         cdef uint32_t key
-        # The client masks while copying the payload next to the header (one pass); the
-        # server sends the caller's payload as a second iovec, uncopied.
-        self._reserve_wbuf(14 + size if self.is_client_side else 14)
+        cdef bint large = (self.is_client_side and size > MASK_DIRECT_MIN
+                           and not self._disconnect_called and not self._disconnected)
+        # The client masks while copying the payload next to the header (one pass): small
+        # payloads into the connection's buffer, large ones into the thread's scratch buffer.
+        # The server sends the caller's payload as a second iovec, uncopied.
+        self._reserve_wbuf(14 + size if self.is_client_side and not large else 14)
         h = self._wbuf
         hlen = _encode_header(h, first_byte, size, self.is_client_side)
         if self.is_client_side:
             key = self._next_mask_key()
             femtows_store_u32(h + hlen, key)
             hlen += 4
+            if large:
+                return self._send_masked_large(h, hlen, ptr, size, key)
             if size:
                 femtows_mask_copy(<unsigned char *>h + hlen, <const unsigned char *>ptr, size,
                                   key)
@@ -495,6 +534,68 @@ cdef class WSTransport:
                 memcpy(h + hlen, ptr, size)
             return self._write(h, hlen + size, NULL, 0)
         return self._write(h, hlen, ptr, size)
+
+    cdef int _send_masked_large(self, const char *head, size_t head_len, const char *ptr,
+                                size_t size, uint32_t key) except -1:
+        """Send a large client frame, masking its payload into the thread's scratch buffer.
+
+        Masking into the connection's own buffer writes the whole payload to memory that is
+        cache-cold when many connections send large messages (16 x 1 MiB buffers do not fit
+        in cache), and the kernel then reads it back. One scratch buffer per thread, shared
+        by its connections, stays in cache. Payloads above MASK_CHUNK go out in chunks.
+        Whatever the kernel does not take goes to the transport in one write, so nothing else
+        (a send from pause_writing, say) can land inside this frame.
+        """
+        cdef size_t n = min(size, _mask_chunk)
+        cdef size_t pos = 0, off
+        cdef ssize_t sent
+        cdef bytearray scratch
+        cdef char *s
+        if self._fd < 0 and self._write_nocheck is None:
+            # The loop's TLS transport keeps what it is given: mask straight into a bytes.
+            return self._queue_masked(head, head_len, ptr, size, key)
+        scratch = _thread_mask_scratch(14 + n)
+        s = PyByteArray_AS_STRING(scratch)
+        memcpy(s, head, head_len)
+        while True:
+            n = min(size - pos, _mask_chunk)
+            femtows_mask_copy(<unsigned char *>s + head_len, <const unsigned char *>ptr + pos,
+                              n, key)
+            pos += n
+            # s[:head_len + n] is the next piece of the frame, ptr[pos:size] still unmasked.
+            # pos is a multiple of the chunk size, itself a multiple of 4: the key phase is 0.
+            off = 0
+            if (self._fd >= 0 and not self._t_is_closing()
+                    and self._t_write_buffer_size() == 0):
+                with nogil:
+                    sent = femtows_sendv(self._fd, s, head_len + n, NULL, 0)
+                if <size_t>sent == head_len + n:
+                    if pos == size:
+                        return 0
+                    head_len = 0
+                    continue
+                if sent > 0:
+                    off = <size_t>sent
+                # else EAGAIN, or an error the transport reports when it writes below
+            if pos == size and self._write_nocheck is not None:
+                # aiofastnet sends (or encrypts) at once and copies only what it keeps.
+                self._write_nocheck(
+                    PyMemoryView_FromMemory(s + off, head_len + n - off, PyBUF_READ))
+                return 0
+            return self._queue_masked(s + off, head_len + n - off, ptr + pos, size - pos, key)
+
+    cdef int _queue_masked(self, const char *done, size_t done_len, const char *ptr,
+                           size_t size, uint32_t key) except -1:
+        """Give the transport done[:done_len] followed by ptr[:size] masked, as one bytes."""
+        cdef bytes data = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(done_len + size))
+        cdef char *d = PyBytes_AS_STRING(data)
+        memcpy(d, done, done_len)
+        femtows_mask_copy(<unsigned char *>d + done_len, <const unsigned char *>ptr, size, key)
+        if self._write_nocheck is not None:
+            self._write_nocheck(data)
+        else:
+            self.underlying_transport.write(data)
+        return 0
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=True, bint rsv1=False,
                bint rsv2=False, bint rsv3=False):
