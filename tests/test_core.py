@@ -437,6 +437,29 @@ async def test_small_read_buffer_grows_for_large_frames():
         transport.disconnect()
 
 
+async def test_read_buffer_grows_to_the_largest_frame_not_beyond():
+    """A connection that receives 1 MiB messages needs a read buffer of about 1 MiB: the
+    buffer is sized for a declared frame and not doubled while the frame is arriving (with
+    many connections, doubled buffers fall out of cache and double the memory)."""
+    size = 1 << 20
+    server, url = await start_echo_server(None)
+    async with server:
+        transport, client = await femtows.ws_connect(RecordingListener, url)
+        # A small socket buffer: each message arrives in many reads, as with many connections.
+        sock = transport.underlying_transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        try:
+            for i in range(4):
+                payload = bytes([i]) * size
+                transport.send(WSMsgType.BINARY, payload)
+                assert await client.wait_message(i) == (WSMsgType.BINARY, payload)
+            protocol = transport.underlying_transport.get_protocol()
+            free = memoryview(protocol.get_buffer(-1)).nbytes  # all of it: nothing is buffered
+            assert size <= free <= size + 64 * 1024
+        finally:
+            transport.disconnect()
+
+
 async def test_on_ws_connected_exception_closes_with_1011_and_is_reraised():
     class Broken(WSListener):
         def on_ws_connected(self, transport: WSTransport) -> None:

@@ -976,6 +976,7 @@ cdef class WSProtocolCore:
         size_t _rcap           # allocated bytes; READ_SLACK of them stay free after the data
         size_t _rstart         # first unconsumed byte
         size_t _rend           # end of received data
+        size_t _rneed          # end of a frame that is still arriving (room made for it), or 0
 
         # message state (fragmentation and UTF-8)
         bint _msg_open
@@ -1180,11 +1181,17 @@ cdef class WSProtocolCore:
     def get_buffer(self, Py_ssize_t size_hint):
         cdef size_t usable = self._rcap - READ_SLACK
         cdef size_t live = self._rend - self._rstart
-        if usable - self._rend < usable // 4:
+        # While a frame that has room made for it is still arriving, its bytes go where they
+        # belong: growing here would double the buffer of every connection that receives
+        # large messages (2 MiB for 1 MiB messages), and compacting would move the partial
+        # frame for nothing.
+        if usable - self._rend < usable // 4 and not (
+                self._rstart < self._rneed and self._rend < self._rneed):
             if self._rstart > 0:
                 memmove(self._rbuf, self._rbuf + self._rstart, live)
                 self._rstart = 0
                 self._rend = live
+                self._rneed = 0
             if usable - self._rend < usable // 8:
                 self._grow(usable * 2)
                 usable = self._rcap - READ_SLACK
@@ -1211,6 +1218,7 @@ cdef class WSProtocolCore:
         if self._rstart == self._rend:
             self._rstart = 0
             self._rend = 0
+            self._rneed = 0
 
     # -- read buffer --------------------------------------------------------------------------
 
@@ -1231,6 +1239,7 @@ cdef class WSProtocolCore:
         cdef size_t usable = self._rcap - READ_SLACK
         cdef size_t live
         if self._rstart + total <= usable:
+            self._rneed = self._rstart + total
             return 0
         live = self._rend - self._rstart
         if self._rstart > 0:
@@ -1239,6 +1248,7 @@ cdef class WSProtocolCore:
             self._rend = live
         if total > usable:
             self._grow(max(total + 4096, usable * 2) if total < usable * 2 else total + 4096)
+        self._rneed = total  # _rstart is 0 now
         return 0
 
     # -- handshake ----------------------------------------------------------------------------
