@@ -123,6 +123,10 @@ _TOKEN_STR_RE = re.compile(_TOKEN.decode("ascii"))
 _HEADER_LINE_RE = re.compile(rb"(" + _TOKEN + rb"):(.*)", re.DOTALL)
 # RFC 9110 §5.5 field-value: visible characters, SP, HTAB and obs-text. No other control byte.
 _FIELD_VALUE_RE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# Every header line of a head at once (joined by CRLF): "Name:value" lines only, in one regex
+# pass. A head that does not match is parsed line by line to say what is wrong with it.
+_HEADER_LINE_STRICT = _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*"
+_HEADER_BLOCK_RE = re.compile(_HEADER_LINE_STRICT + rb"(?:\r\n" + _HEADER_LINE_STRICT + rb")*")
 # RFC 9112 §4. The reason phrase is optional and may be anything printable (even "null").
 _STATUS_LINE_RE = re.compile(rb"HTTP/1\.1 ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
 # RFC 9112 §3: method SP request-target SP HTTP-version, single spaces only.
@@ -508,7 +512,7 @@ def parse_response(head: bytes) -> WSUpgradeResponse:
         raise WSInvalidMessageError(f"response head exceeds {MAX_HEAD_SIZE} bytes", raw_header=head)
     if not head.endswith(b"\r\n\r\n"):
         raise WSInvalidMessageError("response head is not terminated by CRLF CRLF", raw_header=head)
-    status_line, *header_lines = head[:-4].split(b"\r\n")
+    status_line, crlf, header_block = head[:-4].partition(b"\r\n")
     match = _STATUS_LINE_RE.fullmatch(status_line)
     if match is None:
         raise WSInvalidMessageError(f"invalid status line {_show(status_line)}", raw_header=head)
@@ -516,7 +520,7 @@ def parse_response(head: bytes) -> WSUpgradeResponse:
     if code < 100 or code > 599:
         raise WSInvalidMessageError(f"invalid status code {code}", raw_header=head)
     try:
-        headers = _parse_header_lines(header_lines)
+        headers = _parse_header_block(header_block if crlf else None)
     except _MalformedHead as exc:
         raise WSInvalidMessageError(exc.message, raw_header=head) from None
     return WSUpgradeResponse(b"HTTP/1.1", code, headers, None)
@@ -628,7 +632,7 @@ def parse_request(head: bytes) -> WSUpgradeRequest:
         )
     if not head.endswith(b"\r\n\r\n"):
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request head")
-    request_line, *header_lines = head[:-4].split(b"\r\n")
+    request_line, crlf, header_block = head[:-4].partition(b"\r\n")
     match = _REQUEST_LINE_RE.fullmatch(request_line)
     if match is None:
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request line")
@@ -643,7 +647,7 @@ def parse_request(head: bytes) -> WSUpgradeRequest:
         # Upgrade mechanism at all.
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "WebSocket requires HTTP/1.1")
     try:
-        headers = _parse_header_lines(header_lines)
+        headers = _parse_header_block(header_block if crlf else None)
     except _MalformedHead as exc:
         if exc.too_many:
             raise HandshakeRejection(
@@ -829,8 +833,27 @@ class _MalformedHead(Exception):
         self.too_many = too_many
 
 
+def _parse_header_block(block: Optional[bytes]) -> CIMultiDict[str]:
+    """Parse the header lines of a head (between the first line and the blank line, joined by
+    CRLF; None when there are none) into a CIMultiDict, strictly."""
+    if block is None:
+        return CIMultiDict()
+    if block.count(b"\r\n") >= MAX_HEADERS:
+        raise _MalformedHead(f"more than {MAX_HEADERS} headers", too_many=True)
+    if _HEADER_BLOCK_RE.fullmatch(block) is None:
+        return _parse_header_lines(block.split(b"\r\n"))  # raises, saying what is wrong
+    # Valid as a whole, checked in one regex pass. Names are ASCII and no UTF-8 sequence can
+    # span a CRLF, so decoding the block at once gives the same strings as decoding each name
+    # and value.
+    pairs = []
+    for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
+        name, _, value = line.partition(":")
+        pairs.append((name, value.strip(" \t")))
+    return CIMultiDict(pairs)
+
+
 def _parse_header_lines(lines: List[bytes]) -> CIMultiDict[str]:
-    """Parse header lines (without their CRLF) into a CIMultiDict, strictly."""
+    """Parse header lines (without their CRLF) into a CIMultiDict, strictly, line by line."""
     if len(lines) > MAX_HEADERS:
         raise _MalformedHead(f"more than {MAX_HEADERS} headers", too_many=True)
     headers: CIMultiDict[str] = CIMultiDict()

@@ -1222,3 +1222,46 @@ def test_to_bytes_refuses_bad_status(status: int) -> None:
     response.status = status
     with pytest.raises(ValueError):
         response.to_bytes()
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"Host: a",
+        b"Host:a",
+        b"A: 1\r\nA: 2\r\nb:3",  # repeated names keep their order
+        b"X-Empty:\r\nX-Spaces:  \t v a l \t ",
+        b"X-Utf8: caf\xc3\xa9\r\nX-Bytes: \xff\xfe\x80",  # UTF-8 and obs-text (surrogateescape)
+        b"X-Split: \xc3\r\nY: \xa9",  # a UTF-8 sequence cut by CRLF stays two invalid bytes
+        b"!#$%&'*+-.^_`|~09AZaz: v",  # every token character in a name
+    ],
+)
+def test_header_block_fast_path_equals_line_by_line(block: bytes) -> None:
+    """Valid header blocks are parsed in one regex pass and one decode; the result must be
+    exactly what the line-by-line parser (which also produces the error messages) gives."""
+    fast = handshake._parse_header_block(block)
+    slow = handshake._parse_header_lines(block.split(b"\r\n"))
+    assert list(fast.items()) == list(slow.items())
+    request = handshake.parse_request(b"GET / HTTP/1.1\r\n" + block + b"\r\n\r\n")
+    assert list(request.headers.items()) == list(slow.items())
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"",  # an empty line where a header should be
+        b"A: 1\r\n",
+        b"A: 1\r\n\r\nB: 2",
+        b"A: 1\r\n folded",
+        b"A 1",
+        b": 1",
+        b"A: \x7f",
+        b"A: 1\rB: 2",
+    ],
+)
+def test_header_block_invalid_is_refused_like_line_by_line(block: bytes) -> None:
+    with pytest.raises(handshake._MalformedHead) as fast:
+        handshake._parse_header_block(block)
+    with pytest.raises(handshake._MalformedHead) as slow:
+        handshake._parse_header_lines(block.split(b"\r\n"))
+    assert str(fast.value) == str(slow.value)
