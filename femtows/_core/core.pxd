@@ -138,6 +138,7 @@ cdef class WSTransport:
                                 size_t size, uint32_t key) except -1
     cdef int _queue_masked(self, const char *done, size_t done_len, const char *ptr,
                            size_t size, uint32_t key) except -1
+    cdef bint _can_send_direct(self) except -1
     cdef int _write(self, const char *head, size_t head_len, const char *body,
                     size_t body_len) except -1
     cdef int _reserve_wbuf(self, size_t size) except -1

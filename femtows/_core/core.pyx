@@ -452,6 +452,12 @@ cdef class WSTransport:
 
     # -- the send path ------------------------------------------------------------------------
 
+    cdef bint _can_send_direct(self) except -1:
+        """True when a frame may go straight to the socket with sendmsg(): a plain TCP socket
+        whose transport is open and has nothing queued (ordering)."""
+        return (self._fd >= 0 and not self._t_is_closing()
+                and self._t_write_buffer_size() == 0)
+
     cdef int _write(self, const char *head, size_t head_len, const char *body,
                     size_t body_len) except -1:
         """Put head+body on the wire: one sendmsg() when nothing is queued, else the transport."""
@@ -466,8 +472,7 @@ cdef class WSTransport:
         # The direct send is only safe while the transport is open (uvloop closes the fd at
         # once on an error, connection_lost comes a loop iteration later, and the fd number may
         # be reused meanwhile) and has nothing queued (ordering).
-        if (self._fd >= 0 and not self._t_is_closing()
-                and self._t_write_buffer_size() == 0):
+        if self._can_send_direct():
             with nogil:
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
             if <size_t>sent == total:
@@ -546,43 +551,34 @@ cdef class WSTransport:
         Whatever the kernel does not take goes to the transport in one write, so nothing else
         (a send from pause_writing, say) can land inside this frame.
         """
-        cdef size_t n = min(size, _mask_chunk)
-        cdef size_t pos = 0, off
+        cdef size_t n, off
         cdef ssize_t sent
-        cdef bytearray scratch
         cdef char *s
         if self._fd < 0 and self._write_nocheck is None:
             # The loop's TLS transport keeps what it is given: mask straight into a bytes.
             return self._queue_masked(head, head_len, ptr, size, key)
-        scratch = _thread_mask_scratch(14 + n)
-        s = PyByteArray_AS_STRING(scratch)
+        s = PyByteArray_AS_STRING(_thread_mask_scratch(14 + min(size, _mask_chunk)))
         memcpy(s, head, head_len)
         while True:
-            n = min(size - pos, _mask_chunk)
-            femtows_mask_copy(<unsigned char *>s + head_len, <const unsigned char *>ptr + pos,
-                              n, key)
-            pos += n
-            # s[:head_len + n] is the next piece of the frame, ptr[pos:size] still unmasked.
-            # pos is a multiple of the chunk size, itself a multiple of 4: the key phase is 0.
+            n = min(size, _mask_chunk)
+            femtows_mask_copy(<unsigned char *>s + head_len, <const unsigned char *>ptr, n, key)
+            if n == size:
+                # The last (usually the only) piece goes out like any other frame.
+                return self._write(s, head_len + n, NULL, 0)
+            # Every chunk is a multiple of 4 bytes long: the next one starts at key phase 0.
+            ptr += n
+            size -= n
             off = 0
-            if (self._fd >= 0 and not self._t_is_closing()
-                    and self._t_write_buffer_size() == 0):
+            if self._can_send_direct():
                 with nogil:
                     sent = femtows_sendv(self._fd, s, head_len + n, NULL, 0)
                 if <size_t>sent == head_len + n:
-                    if pos == size:
-                        return 0
                     head_len = 0
                     continue
                 if sent > 0:
                     off = <size_t>sent
                 # else EAGAIN, or an error the transport reports when it writes below
-            if pos == size and self._write_nocheck is not None:
-                # aiofastnet sends (or encrypts) at once and copies only what it keeps.
-                self._write_nocheck(
-                    PyMemoryView_FromMemory(s + off, head_len + n - off, PyBUF_READ))
-                return 0
-            return self._queue_masked(s + off, head_len + n - off, ptr + pos, size - pos, key)
+            return self._queue_masked(s + off, head_len + n - off, ptr, size, key)
 
     cdef int _queue_masked(self, const char *done, size_t done_len, const char *ptr,
                            size_t size, uint32_t key) except -1:
@@ -1185,8 +1181,7 @@ cdef class WSProtocolCore:
         # belong: growing here would double the buffer of every connection that receives
         # large messages (2 MiB for 1 MiB messages), and compacting would move the partial
         # frame for nothing.
-        if usable - self._rend < usable // 4 and not (
-                self._rstart < self._rneed and self._rend < self._rneed):
+        if usable - self._rend < usable // 4 and self._rend >= self._rneed:
             if self._rstart > 0:
                 memmove(self._rbuf, self._rbuf + self._rstart, live)
                 self._rstart = 0
