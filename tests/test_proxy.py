@@ -25,7 +25,7 @@ import femtows
 import femtows.proxy
 from femtows import WSCloseCode, WSInvalidURL, WSMsgType, WSProxyError
 from tests.conftest import ProxyServers
-from tests.utils import RecordingListener, echo_round_trip, start_echo_server
+from tests.utils import RecordingListener, echo_round_trip, pipe, start_echo_server
 
 REPO = Path(__file__).resolve().parents[1]
 CERTS = REPO / "tests" / "certs"
@@ -166,25 +166,6 @@ class FakeProxy:
 async def wait_eof(reader: asyncio.StreamReader) -> None:
     while await reader.read(65536):
         pass
-
-
-async def pipe(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
-) -> None:
-    """Join the client's stream to 127.0.0.1:port both ways until either side closes."""
-    target_reader, target_writer = await asyncio.open_connection("127.0.0.1", port)
-
-    async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        try:
-            while data := await src.read(65536):
-                dst.write(data)
-                await dst.drain()
-        finally:
-            dst.close()
-
-    await asyncio.gather(
-        copy(reader, target_writer), copy(target_reader, writer), return_exceptions=True
-    )
 
 
 def answering(proxy_ref: list[FakeProxy], reply: bytes, then_close: bool = True) -> Handler:

@@ -22,7 +22,7 @@ from femtows import (
     WSUpgradeResponse,
     WSUpgradeResponseWithListener,
 )
-from tests.utils import EchoListener, RecordingListener, echo_round_trip
+from tests.utils import EchoListener, RecordingListener, echo_round_trip, pipe
 
 Responder = Callable[[str], Optional[bytes]]
 
@@ -380,19 +380,8 @@ async def test_each_redirect_goes_through_the_proxy() -> None:
         head = await reader.readuntil(b"\r\n\r\n")
         connects.append(head.split(b"\r\n")[0])
         port = int(head.split(b" ")[1].rsplit(b":", 1)[1])
-        target_reader, target_writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"HTTP/1.1 200 OK\r\n\r\n")
-
-        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            finally:
-                dst.close()
-
-        await asyncio.gather(copy(reader, target_writer), copy(target_reader, writer),
-                             return_exceptions=True)
+        await pipe(reader, writer, port)
 
     proxy = await asyncio.start_server(proxy_handler, "127.0.0.1", 0)
     proxy_port = proxy.sockets[0].getsockname()[1]

@@ -16,8 +16,8 @@ import pytest
 
 import femtows
 from femtows import WSCloseCode, WSMsgType, WSParsedURL
-from tests.test_proxy import FakeProxy, pipe, socks5_handler
-from tests.utils import EchoListener, RecordingListener, echo_round_trip, start_echo_server
+from tests.test_proxy import FakeProxy, socks5_handler
+from tests.utils import EchoListener, RecordingListener, echo_round_trip, pipe, start_echo_server
 
 
 def port_of(url: str) -> int:

@@ -1,4 +1,5 @@
-"""Shared helpers for the tests: an echo server and a client that records what it receives."""
+"""Shared helpers for the tests: an echo server, a client that records what it receives, and
+a byte pipe for fake proxies."""
 
 from __future__ import annotations
 
@@ -229,3 +230,22 @@ def accept_for(request_head: bytes) -> str:
     assert match is not None, f"no Sec-WebSocket-Key in {request_head!r}"
     digest = hashlib.sha1(match.group(1) + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
     return base64.b64encode(digest).decode()
+
+
+async def pipe(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
+) -> None:
+    """Join the client's stream to 127.0.0.1:port both ways until either side closes."""
+    target_reader, target_writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+        finally:
+            dst.close()
+
+    await asyncio.gather(
+        copy(reader, target_writer), copy(target_reader, writer), return_exceptions=True
+    )
