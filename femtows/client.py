@@ -358,9 +358,14 @@ def _redirect_target(current: WSParsedURL, exc: WSInvalidStatusError) -> WSParse
     details = (exc.raw_header, exc.raw_body, response)
     locations = response.headers.getall("Location", [])
     if len(locations) != 1 or not locations[0].strip():
-        problem = "without a Location header" if not locations else "with several Locations"
+        # picows's words first (see errors.py), then ours.
+        problem = (
+            f"received redirect HTTP response without Location header (HTTP {status})"
+            if not locations
+            else f"redirect (HTTP {status}) with several Locations"
+        )
         raise WSInvalidHeaderError(
-            f"redirect (HTTP {status}) {problem}", "Location",
+            problem, "Location",
             ", ".join(locations) or None, *details,
         ) from exc
     location = locations[0].strip()
@@ -384,8 +389,8 @@ def _redirect_target(current: WSParsedURL, exc: WSInvalidStatusError) -> WSParse
         ) from url_error
     if current.is_secure and not target.is_secure:
         raise WSHandshakeError(
-            f"refusing to follow a redirect (HTTP {status}) from wss:// to ws:// "
-            f"({redact_url(target.url)})", *details,
+            f"cannot follow redirect to non-secure URL {redact_url(target.url)}: refusing to "
+            f"follow a redirect (HTTP {status}) from wss:// to ws://", *details,
         ) from exc
     if not _same_origin(current, target) and target.username is not None:
         # Userinfo is never sent, but do not carry it (from a relative Location) to another

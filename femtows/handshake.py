@@ -507,22 +507,45 @@ def parse_response(head: bytes) -> WSUpgradeResponse:
         WSInvalidMessageError: The head is too large, does not end with a blank line, or its status
             line, a header line or the number of headers is invalid. ``raw_header`` is ``head``.
     """
+    # Messages start with picows's words where picows fails the same response (see errors.py).
     head = bytes(head)
     if len(head) > MAX_HEAD_SIZE:
-        raise WSInvalidMessageError(f"response head exceeds {MAX_HEAD_SIZE} bytes", raw_header=head)
+        raise WSInvalidMessageError(
+            f"upgrade response headers exceed max_size threshold: {MAX_HEAD_SIZE} "
+            f"(response head exceeds {MAX_HEAD_SIZE} bytes)",
+            raw_header=head,
+        )
     if not head.endswith(b"\r\n\r\n"):
         raise WSInvalidMessageError("response head is not terminated by CRLF CRLF", raw_header=head)
     status_line, crlf, header_block = head[:-4].partition(b"\r\n")
     match = _STATUS_LINE_RE.fullmatch(status_line)
     if match is None:
-        raise WSInvalidMessageError(f"invalid status line {_show(status_line)}", raw_header=head)
+        if not status_line.lower().startswith(b"http/1.1 "):
+            raise WSInvalidMessageError(
+                "cannot upgrade, unknown protocol (expected HTTP/1.1) in upgrade response: "
+                f"invalid status line {_show(status_line)}",
+                raw_header=head,
+            )
+        raise WSInvalidMessageError(
+            "cannot upgrade, invalid HTTP status line in upgrade response: "
+            f"invalid status line {_show(status_line)}",
+            raw_header=head,
+        )
     code = int(match.group(1))
     if code < 100 or code > 599:
-        raise WSInvalidMessageError(f"invalid status code {code}", raw_header=head)
+        raise WSInvalidMessageError(
+            "cannot upgrade, invalid HTTP status line in upgrade response: "
+            f"invalid status code {code}",
+            raw_header=head,
+        )
     try:
         headers = _parse_header_block(header_block if crlf else None)
     except _MalformedHead as exc:
-        raise WSInvalidMessageError(exc.message, raw_header=head) from None
+        if exc.too_many:
+            message = f"upgrade response contains more than {MAX_HEADERS} headers"
+        else:
+            message = f"cannot upgrade, malformed header in upgrade response: {exc.message}"
+        raise WSInvalidMessageError(message, raw_header=head) from None
     return WSUpgradeResponse(b"HTTP/1.1", code, headers, None)
 
 
@@ -550,23 +573,38 @@ def validate_response(
     status = response.status
     if status != HTTPStatus.SWITCHING_PROTOCOLS:
         raise WSInvalidStatusError(
-            f"server rejected WebSocket connection: HTTP {_status_text(status)}", *extra
+            "expected upgrade response with status 101 Switching Protocols, but received "
+            f"{_status_text(status)}",
+            *extra,
         )
 
     upgrade = _joined(headers, "Upgrade")
     if upgrade is None:
-        raise WSInvalidUpgradeError("missing Upgrade header", "Upgrade", None, *extra)
+        raise WSInvalidUpgradeError(
+            "cannot upgrade, invalid upgrade header: missing Upgrade header",
+            "Upgrade",
+            None,
+            *extra,
+        )
     if upgrade.lower() != "websocket":
         raise WSInvalidUpgradeError(
-            f"invalid Upgrade header {upgrade!r}, expected 'websocket'", "Upgrade", upgrade, *extra
+            f"cannot upgrade, invalid upgrade header: {upgrade!r}, expected 'websocket'",
+            "Upgrade",
+            upgrade,
+            *extra,
         )
 
     connection = _joined(headers, "Connection")
     if connection is None:
-        raise WSInvalidUpgradeError("missing Connection header", "Connection", None, *extra)
+        raise WSInvalidUpgradeError(
+            "cannot upgrade, invalid connection header: missing Connection header",
+            "Connection",
+            None,
+            *extra,
+        )
     if "upgrade" not in _tokens(headers.getall("Connection")):
         raise WSInvalidUpgradeError(
-            f"invalid Connection header {connection!r}, expected 'upgrade'",
+            f"cannot upgrade, invalid connection header: {connection!r}, expected 'upgrade'",
             "Connection",
             connection,
             *extra,
@@ -575,15 +613,20 @@ def validate_response(
     transfer_encoding = _joined(headers, "Transfer-Encoding")
     if transfer_encoding is not None:
         raise WSInvalidHeaderError(
-            "unexpected Transfer-Encoding header in 101 response",
+            f"101 response cannot have Transfer-Encoding but it has: {transfer_encoding!r}",
             "Transfer-Encoding",
             transfer_encoding,
             *extra,
         )
     content_length = _joined(headers, "Content-Length")
     if content_length is not None and content_length != "0":
+        what = (
+            "101 response has non-zero Content-Length, but it can't have body"
+            if content_length.isdigit()
+            else "101 response has invalid Content-Length header"
+        )
         raise WSInvalidHeaderError(
-            f"invalid Content-Length header {content_length!r} in 101 response",
+            f"{what}: {content_length!r}",
             "Content-Length",
             content_length,
             *extra,
@@ -592,11 +635,15 @@ def validate_response(
     accept = _joined(headers, "Sec-WebSocket-Accept")
     if accept is None:
         raise WSInvalidHeaderError(
-            "missing Sec-WebSocket-Accept header", "Sec-WebSocket-Accept", None, *extra
+            "cannot upgrade, invalid sec-websocket-accept response: "
+            "missing Sec-WebSocket-Accept header",
+            "Sec-WebSocket-Accept",
+            None,
+            *extra,
         )
     if accept != compute_accept(key):
         raise WSInvalidHeaderError(
-            f"invalid Sec-WebSocket-Accept header {accept!r}",
+            f"cannot upgrade, invalid sec-websocket-accept response: {accept!r}",
             "Sec-WebSocket-Accept",
             accept,
             *extra,

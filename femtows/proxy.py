@@ -346,21 +346,25 @@ class _ConnectTunnel(asyncio.Protocol):
         if end == -1:
             self._searched = len(self._buffer)
             if len(self._buffer) > MAX_PROXY_HEAD_SIZE:
-                self._fail(f"response head exceeds {MAX_PROXY_HEAD_SIZE} bytes")
+                self._fail("HTTP proxy response headers are too large: "
+                           f"response head exceeds {MAX_PROXY_HEAD_SIZE} bytes")
             return
         head_len = end + 4
         if head_len > MAX_PROXY_HEAD_SIZE:
-            self._fail(f"response head exceeds {MAX_PROXY_HEAD_SIZE} bytes")
+            self._fail("HTTP proxy response headers are too large: "
+                           f"response head exceeds {MAX_PROXY_HEAD_SIZE} bytes")
             return
         status_line = bytes(self._buffer[: self._buffer.find(b"\r\n")])
         match = _STATUS_LINE_RE.fullmatch(status_line)
         if match is None:
-            self._fail(f"invalid response status line {status_line[:100]!r}")
+            self._fail("HTTP proxy returned an invalid response: "
+                       f"invalid response status line {status_line[:100]!r}")
             return
         status = int(match.group(1))
         if not 200 <= status <= 299:
             reason = (match.group(2) or b"").decode("latin-1")
-            self._fail(f"CONNECT refused with HTTP {status} {reason}".rstrip(), status)
+            self._fail(f"HTTP proxy rejected connection with status {status}: "
+                       f"CONNECT refused with HTTP {status} {reason}".rstrip(), status)
             return
         if len(self._buffer) > head_len:
             # Nothing may come from the server before we speak, so these bytes are the proxy's
@@ -372,12 +376,14 @@ class _ConnectTunnel(asyncio.Protocol):
         self.done.set_result(None)
 
     def eof_received(self) -> Optional[bool]:
-        self._fail("the proxy closed the connection before completing its CONNECT response")
+        self._fail("HTTP proxy closed the connection before replying "
+                   "(before completing its CONNECT response)")
         return None
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         if not self.done.done():
-            message = "the proxy closed the connection before completing its CONNECT response"
+            message = ("HTTP proxy closed the connection before replying "
+                       "(before completing its CONNECT response)")
             error = WSProxyError(
                 f"proxy {self._proxy_name}: {message}" + (f" ({exc})" if exc else ""),
                 self._proxy_name,

@@ -135,17 +135,22 @@ def parse_url(url: str, *, allowed_schemes: Tuple[str, ...] = ("ws", "wss")) -> 
             raise WSInvalidURL(url, "URL contains whitespace or control characters")
     if "#" in url:
         # A fragment means nothing to a WebSocket server and is never sent (RFC 6455 §3).
-        raise WSInvalidURL(url, "fragments are not allowed in WebSocket URLs")
+        raise WSInvalidURL(
+            url, "fragment identifier is meaningless: fragments are not allowed in WebSocket URLs"
+        )
 
+    # For WebSocket URLs the reasons start with picows's words (see errors.py).
+    picows_words = "scheme isn't ws or wss: " if allowed_schemes == ("ws", "wss") else ""
     scheme, colon, rest = url.partition(":")
     if not colon or _SCHEME_RE.fullmatch(scheme) is None:
-        raise WSInvalidURL(url, "URL has no scheme")
+        raise WSInvalidURL(url, f"{picows_words}URL has no scheme")
     scheme = scheme.lower()
     if scheme not in allowed_schemes:
         allowed = ", ".join(allowed_schemes)
-        raise WSInvalidURL(url, f"scheme {scheme!r} is not one of: {allowed}")
+        what = f"{scheme!r}" if picows_words else f"scheme {scheme!r}"
+        raise WSInvalidURL(url, f"{picows_words}{what} is not one of: {allowed}")
     if not rest.startswith("//"):
-        raise WSInvalidURL(url, "URL has no host")
+        raise WSInvalidURL(url, "hostname isn't provided: URL has no host")
     rest = rest[2:]
 
     # The authority ends at the first "/" or "?" (no "#" is left).
@@ -214,7 +219,7 @@ def _split_host_port(url: str, hostport: str) -> Tuple[str, str]:
     if ":" in port_text:
         raise WSInvalidURL(url, "IPv6 addresses must be enclosed in brackets")
     if not host:
-        raise WSInvalidURL(url, "URL has no host")
+        raise WSInvalidURL(url, "hostname isn't provided: URL has no host")
     if not host.isascii():
         try:
             host = host.encode("idna").decode("ascii")

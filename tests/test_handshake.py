@@ -324,6 +324,13 @@ def test_parse_response_fields() -> None:
     assert response.headers["X-Empty"] == ""
 
 
+# Prefixes of the messages: picows's words (tests/test_picows_wording.py), then femtows's detail.
+BAD_STATUS_LINE = "cannot upgrade, invalid HTTP status line in upgrade response: "
+NOT_HTTP11 = "cannot upgrade, unknown protocol (expected HTTP/1.1) in upgrade response: "
+BAD_HEADER = "cannot upgrade, malformed header in upgrade response: "
+NOT_101 = "expected upgrade response with status 101 Switching Protocols, but received "
+
+
 def test_parse_response_unknown_status_kept_as_int() -> None:
     """A code HTTPStatus does not know (a CDN's 522) stays an int, and is a status error."""
     head = response_head("Server: cdn", line="HTTP/1.1 522 Origin Connection Time-out")
@@ -332,7 +339,7 @@ def test_parse_response_unknown_status_kept_as_int() -> None:
     assert type(response.status) is int
     with pytest.raises(WSInvalidStatusError) as info:
         validate_response(response, RFC_KEY, head, b"<html>")
-    assert str(info.value) == "server rejected WebSocket connection: HTTP 522"
+    assert str(info.value) == NOT_101 + "522"
     assert info.value.response is response
     assert info.value.raw_body == b"<html>"
 
@@ -342,17 +349,20 @@ def test_parse_response_unknown_status_kept_as_int() -> None:
     [
         (
             b"HTTP/1.0 101 Switching Protocols\r\n\r\n",
-            "invalid status line b'HTTP/1.0 101 Switching Protocols'",
+            NOT_HTTP11 + "invalid status line b'HTTP/1.0 101 Switching Protocols'",
         ),
-        (b"HTTP/2 101 X\r\n\r\n", "invalid status line b'HTTP/2 101 X'"),
-        (b"http/1.1 101 X\r\n\r\n", "invalid status line b'http/1.1 101 X'"),
-        (b"HTTP/1.1 10 X\r\n\r\n", "invalid status line b'HTTP/1.1 10 X'"),
-        (b"HTTP/1.1 1011 X\r\n\r\n", "invalid status line b'HTTP/1.1 1011 X'"),
-        (b"HTTP/1.1  101 X\r\n\r\n", "invalid status line b'HTTP/1.1  101 X'"),
-        (b"HTTP/1.1 abc X\r\n\r\n", "invalid status line b'HTTP/1.1 abc X'"),
-        (b"HTTP/1.1 101 X\x00\r\n\r\n", "invalid status line b'HTTP/1.1 101 X\\x00'"),
-        (b"HTTP/1.1 099 X\r\n\r\n", "invalid status code 99"),
-        (b"HTTP/1.1 600 X\r\n\r\n", "invalid status code 600"),
+        (b"HTTP/2 101 X\r\n\r\n", NOT_HTTP11 + "invalid status line b'HTTP/2 101 X'"),
+        (b"http/1.1 101 X\r\n\r\n", BAD_STATUS_LINE + "invalid status line b'http/1.1 101 X'"),
+        (b"HTTP/1.1 10 X\r\n\r\n", BAD_STATUS_LINE + "invalid status line b'HTTP/1.1 10 X'"),
+        (b"HTTP/1.1 1011 X\r\n\r\n", BAD_STATUS_LINE + "invalid status line b'HTTP/1.1 1011 X'"),
+        (b"HTTP/1.1  101 X\r\n\r\n", BAD_STATUS_LINE + "invalid status line b'HTTP/1.1  101 X'"),
+        (b"HTTP/1.1 abc X\r\n\r\n", BAD_STATUS_LINE + "invalid status line b'HTTP/1.1 abc X'"),
+        (
+            b"HTTP/1.1 101 X\x00\r\n\r\n",
+            BAD_STATUS_LINE + "invalid status line b'HTTP/1.1 101 X\\x00'",
+        ),
+        (b"HTTP/1.1 099 X\r\n\r\n", BAD_STATUS_LINE + "invalid status code 99"),
+        (b"HTTP/1.1 600 X\r\n\r\n", BAD_STATUS_LINE + "invalid status code 600"),
         (
             b"HTTP/1.1 101 X\r\nUpgrade: websocket\r\n",
             "response head is not terminated by CRLF CRLF",
@@ -360,21 +370,24 @@ def test_parse_response_unknown_status_kept_as_int() -> None:
         (b"HTTP/1.1 101 X\nUpgrade: websocket\n\n", "response head is not terminated by CRLF CRLF"),
         (
             b"HTTP/1.1 101 X\nUpgrade: websocket\r\n\r\n",
-            "invalid status line b'HTTP/1.1 101 X\\nUpgrade: websocket'",
+            BAD_STATUS_LINE + "invalid status line b'HTTP/1.1 101 X\\nUpgrade: websocket'",
         ),
-        (b"HTTP/1.1 101 X\r\n folded\r\n\r\n", "obsolete line folding is not allowed"),
-        (b"HTTP/1.1 101 X\r\nA: 1\r\n\tfolded\r\n\r\n", "obsolete line folding is not allowed"),
-        (b"HTTP/1.1 101 X\r\nNo colon\r\n\r\n", "invalid header line b'No colon'"),
+        (b"HTTP/1.1 101 X\r\n folded\r\n\r\n", BAD_HEADER + "obsolete line folding is not allowed"),
+        (
+            b"HTTP/1.1 101 X\r\nA: 1\r\n\tfolded\r\n\r\n",
+            BAD_HEADER + "obsolete line folding is not allowed",
+        ),
+        (b"HTTP/1.1 101 X\r\nNo colon\r\n\r\n", BAD_HEADER + "invalid header line b'No colon'"),
         (
             b"HTTP/1.1 101 X\r\nUpgrade : websocket\r\n\r\n",
-            "invalid header line b'Upgrade : websocket'",
+            BAD_HEADER + "invalid header line b'Upgrade : websocket'",
         ),
-        (b"HTTP/1.1 101 X\r\n: empty\r\n\r\n", "invalid header line b': empty'"),
-        (b"HTTP/1.1 101 X\r\nX(y): 1\r\n\r\n", "invalid header line b'X(y): 1'"),
-        (b"HTTP/1.1 101 X\r\nX: a\x00b\r\n\r\n", "invalid header value b'X: a\\x00b'"),
-        (b"HTTP/1.1 101 X\r\nX: a\rb\r\n\r\n", "invalid header value b'X: a\\rb'"),
-        (b"HTTP/1.1 101 X\r\nX: a\x7fb\r\n\r\n", "invalid header value b'X: a\\x7fb'"),
-        (b"HTTP/1.1 101 X\r\nA: 1\r\n\r\nB: 2\r\n\r\n", "invalid header line b''"),
+        (b"HTTP/1.1 101 X\r\n: empty\r\n\r\n", BAD_HEADER + "invalid header line b': empty'"),
+        (b"HTTP/1.1 101 X\r\nX(y): 1\r\n\r\n", BAD_HEADER + "invalid header line b'X(y): 1'"),
+        (b"HTTP/1.1 101 X\r\nX: a\x00b\r\n\r\n", BAD_HEADER + "invalid header value b'X: a\\x00b'"),
+        (b"HTTP/1.1 101 X\r\nX: a\rb\r\n\r\n", BAD_HEADER + "invalid header value b'X: a\\rb'"),
+        (b"HTTP/1.1 101 X\r\nX: a\x7fb\r\n\r\n", BAD_HEADER + "invalid header value b'X: a\\x7fb'"),
+        (b"HTTP/1.1 101 X\r\nA: 1\r\n\r\nB: 2\r\n\r\n", BAD_HEADER + "invalid header line b''"),
     ],
 )
 def test_parse_response_malformed(head: bytes, description: str) -> None:
@@ -399,7 +412,7 @@ def test_parse_response_header_count() -> None:
     head = response_head(*lines, "X-Last: 1")
     with pytest.raises(WSInvalidMessageError) as info:
         parse_response(head)
-    assert str(info.value) == f"more than {MAX_HEADERS} headers"
+    assert str(info.value) == f"upgrade response contains more than {MAX_HEADERS} headers"
     assert info.value.raw_header == head
 
 
@@ -409,7 +422,9 @@ def test_parse_response_size_limit(monkeypatch: pytest.MonkeyPatch) -> None:
     head = response_head("X: " + "a" * 100)
     with pytest.raises(WSInvalidMessageError) as info:
         parse_response(head)
-    assert str(info.value) == "response head exceeds 100 bytes"
+    assert str(info.value) == (
+        "upgrade response headers exceed max_size threshold: 100 (response head exceeds 100 bytes)"
+    )
     assert info.value.raw_header == head
 
 
@@ -441,7 +456,7 @@ def test_validate_response_status() -> None:
     with pytest.raises(WSInvalidStatusError) as info:
         validate_response(response, RFC_KEY, head, b"try later")
     exc = info.value
-    assert str(exc) == "server rejected WebSocket connection: HTTP 503 Service Unavailable"
+    assert str(exc) == NOT_101 + "503 Service Unavailable"
     assert exc.raw_header == head
     assert exc.raw_body == b"try later"
     assert exc.response is response
@@ -454,69 +469,70 @@ def test_validate_response_status() -> None:
         (
             ok_101_head(drop=("Upgrade",)),
             WSInvalidUpgradeError,
-            "missing Upgrade header",
+            "cannot upgrade, invalid upgrade header: missing Upgrade header",
             "Upgrade",
             None,
         ),
         (
             ok_101_head("Upgrade: h2c", drop=("Upgrade",)),
             WSInvalidUpgradeError,
-            "invalid Upgrade header 'h2c', expected 'websocket'",
+            "cannot upgrade, invalid upgrade header: 'h2c', expected 'websocket'",
             "Upgrade",
             "h2c",
         ),
         (
             ok_101_head("Upgrade: websocket"),
             WSInvalidUpgradeError,
-            "invalid Upgrade header 'websocket, websocket', expected 'websocket'",
+            "cannot upgrade, invalid upgrade header: 'websocket, websocket', expected 'websocket'",
             "Upgrade",
             "websocket, websocket",
         ),
         (
             ok_101_head(drop=("Connection",)),
             WSInvalidUpgradeError,
-            "missing Connection header",
+            "cannot upgrade, invalid connection header: missing Connection header",
             "Connection",
             None,
         ),
         (
             ok_101_head("Connection: keep-alive", drop=("Connection",)),
             WSInvalidUpgradeError,
-            "invalid Connection header 'keep-alive', expected 'upgrade'",
+            "cannot upgrade, invalid connection header: 'keep-alive', expected 'upgrade'",
             "Connection",
             "keep-alive",
         ),
         (
             ok_101_head("Connection: upgraded", drop=("Connection",)),
             WSInvalidUpgradeError,
-            "invalid Connection header 'upgraded', expected 'upgrade'",
+            "cannot upgrade, invalid connection header: 'upgraded', expected 'upgrade'",
             "Connection",
             "upgraded",
         ),
         (
             ok_101_head("Transfer-Encoding: chunked"),
             WSInvalidHeaderError,
-            "unexpected Transfer-Encoding header in 101 response",
+            "101 response cannot have Transfer-Encoding but it has: 'chunked'",
             "Transfer-Encoding",
             "chunked",
         ),
         (
             ok_101_head("Content-Length: 10"),
             WSInvalidHeaderError,
-            "invalid Content-Length header '10' in 101 response",
+            "101 response has non-zero Content-Length, but it can't have body: '10'",
             "Content-Length",
             "10",
         ),
         (
             ok_101_head("Content-Length: 0", "Content-Length: 0"),
             WSInvalidHeaderError,
-            "invalid Content-Length header '0, 0' in 101 response",
+            "101 response has invalid Content-Length header: '0, 0'",
             "Content-Length",
             "0, 0",
         ),
         (
             ok_101_head(drop=("Sec-WebSocket-Accept",)),
             WSInvalidHeaderError,
+            "cannot upgrade, invalid sec-websocket-accept response: "
             "missing Sec-WebSocket-Accept header",
             "Sec-WebSocket-Accept",
             None,
@@ -534,7 +550,7 @@ def test_validate_response_status() -> None:
         (
             ok_101_head("Sec-WebSocket-Accept: " + RFC_ACCEPT),
             WSInvalidHeaderError,
-            f"invalid Sec-WebSocket-Accept header '{RFC_ACCEPT}, {RFC_ACCEPT}'",
+            f"cannot upgrade, invalid sec-websocket-accept response: '{RFC_ACCEPT}, {RFC_ACCEPT}'",
             "Sec-WebSocket-Accept",
             f"{RFC_ACCEPT}, {RFC_ACCEPT}",
         ),
@@ -559,7 +575,7 @@ def test_validate_response_headers(
         assert str(exc) == description
         assert exc.value == value
     else:  # a wrong accept value: random, so only its shape is checked
-        assert str(exc).startswith("invalid Sec-WebSocket-Accept header '")
+        assert str(exc).startswith("cannot upgrade, invalid sec-websocket-accept response: '")
         assert exc.value == response.headers["Sec-WebSocket-Accept"]
     assert exc.raw_header == head
     assert exc.raw_body == b"extra"

@@ -264,7 +264,9 @@ async def test_ws_to_wss_upgrade_is_followed(tls_server: Any) -> None:
 
 async def test_missing_location() -> None:
     async with RawServer(lambda p: redirect(302, None)) as a:
-        with pytest.raises(WSInvalidHeaderError, match="without a Location") as exc_info:
+        with pytest.raises(
+            WSInvalidHeaderError, match="received redirect HTTP response without Location header"
+        ) as exc_info:
             await femtows.ws_connect(RecordingListener, a.url("/"))
     assert exc_info.value.name == "Location" and exc_info.value.value is None
     assert exc_info.value.response is not None

@@ -517,7 +517,10 @@ async def test_client_response_head_over_16_kib():
         close=False,
     )
     assert type(exc) is femtows.WSInvalidMessageError
-    assert str(exc) == "upgrade response head exceeds 16384 bytes"
+    assert str(exc) == (
+        "upgrade response headers exceed max_size threshold: 16384 "
+        "(upgrade response head exceeds 16384 bytes)"
+    )
 
 
 async def test_client_server_closes_mid_head():

@@ -239,23 +239,25 @@ def test_fragment_rejected(text: str) -> None:
     """A fragment, even empty, is refused."""
     with pytest.raises(WSInvalidURL) as info:
         parse_url(text)
-    assert info.value.msg == "fragments are not allowed in WebSocket URLs"
+    assert info.value.msg == (
+        "fragment identifier is meaningless: fragments are not allowed in WebSocket URLs"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "msg"),
     [
-        ("ws://", "URL has no host"),
-        ("ws:///path", "URL has no host"),
-        ("ws://:80/", "URL has no host"),
-        ("ws://user@/", "URL has no host"),
-        ("ws:host/path", "URL has no host"),
-        ("//host/path", "URL has no scheme"),
-        ("host:80", "scheme 'host' is not one of: ws, wss"),
-        ("example.com", "URL has no scheme"),
-        ("", "URL has no scheme"),
-        ("http://h/", "scheme 'http' is not one of: ws, wss"),
-        ("wss+unix://h/", "scheme 'wss+unix' is not one of: ws, wss"),
+        ("ws://", "hostname isn't provided: URL has no host"),
+        ("ws:///path", "hostname isn't provided: URL has no host"),
+        ("ws://:80/", "hostname isn't provided: URL has no host"),
+        ("ws://user@/", "hostname isn't provided: URL has no host"),
+        ("ws:host/path", "hostname isn't provided: URL has no host"),
+        ("//host/path", "scheme isn't ws or wss: URL has no scheme"),
+        ("host:80", "scheme isn\'t ws or wss: \'host\' is not one of: ws, wss"),
+        ("example.com", "scheme isn't ws or wss: URL has no scheme"),
+        ("", "scheme isn't ws or wss: URL has no scheme"),
+        ("http://h/", "scheme isn\'t ws or wss: \'http\' is not one of: ws, wss"),
+        ("wss+unix://h/", "scheme isn\'t ws or wss: \'wss+unix\' is not one of: ws, wss"),
         ("ws://h%41/", "host contains invalid characters"),
         ("ws://a\\b/", "host contains invalid characters"),
         ("ws://h<x>/", "host contains invalid characters"),
@@ -345,5 +347,6 @@ def test_invalid_url_str_masks_password() -> None:
         parse_url("ws://bob:hunter2@h/#x")
     assert "hunter2" not in str(info.value)
     assert str(info.value) == (
-        "invalid URL 'ws://bob:***@h/#x': fragments are not allowed in WebSocket URLs"
+        "invalid URL 'ws://bob:***@h/#x': fragment identifier is meaningless: "
+        "fragments are not allowed in WebSocket URLs"
     )

@@ -420,7 +420,9 @@ cdef class WSTransport:
     cdef int _check_thread(self, str method) except -1:
         if PyThread_get_thread_ident() != self._thread_id:
             raise RuntimeError(
-                f"WSTransport.{method} called from a wrong thread; a transport belongs to the "
+                f"WSTransport.{method} called from a wrong thread: "
+                f"transport thread id={self._thread_id}, "
+                f"curr thread_id={PyThread_get_thread_ident()}; a transport belongs to the "
                 f"thread of its event loop (use loop.call_soon_threadsafe)")
         return 0
 
@@ -656,7 +658,8 @@ cdef class WSTransport:
         cdef uint32_t key
         self._check_thread("send_reuse_external_buffer")
         if msg_type == WSMsgType.CLOSE:
-            raise ValueError("use send_close() to send CLOSE")
+            raise ValueError("attempt to send CLOSE frame using send_reuse_external_buffer, "
+                             "use send_close instead")
         if msg_type >= 8 and (msg_size > MAX_CONTROL_PAYLOAD or not fin):
             raise ValueError("control frames must be final and at most 125 bytes")
         if self.is_close_frame_sent:
@@ -682,11 +685,14 @@ cdef class WSTransport:
         """
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(buffer)
         if msg_type == WSMsgType.CLOSE:
-            raise ValueError("use send_close() to send CLOSE")
+            raise ValueError("attempt to send CLOSE frame using send_reuse_external_bytearray, "
+                             "use send_close instead")
         if msg_offset < 14:
-            raise ValueError(f"msg_offset must be >= 14 (room for the header), got {msg_offset}")
+            raise ValueError("buffer must have at least 14 bytes available before message "
+                             f"starts, check msg_offset parameter (got {msg_offset})")
         if msg_offset > size:
-            raise ValueError(f"msg_offset {msg_offset} is past the end of the buffer ({size})")
+            raise ValueError("msg_offset points beyond buffer end, msg_offset > len(buffer) "
+                             f"({msg_offset} > {size})")
         self.send_reuse_external_buffer(msg_type, PyByteArray_AS_STRING(buffer) + msg_offset,
                                         <size_t>(size - msg_offset), fin, rsv1, rsv2, rsv3)
 
@@ -937,6 +943,7 @@ cdef inline int _parse_header(const char *p, size_t avail, FrameHeader *h) noexc
         n = femtows_load_be16(p + 2)
         h.header_len = 4
         if n < 126:
+            h.payload_len = n  # for the error message
             return 1002
     elif n == 127:
         if avail < 10:
@@ -944,6 +951,7 @@ cdef inline int _parse_header(const char *p, size_t avail, FrameHeader *h) noexc
         n = femtows_load_be64(p + 2)
         h.header_len = 10
         if n < 0x10000 or (n >> 63):
+            h.payload_len = n  # for the error message
             return 1002
     if h.masked:
         h.header_len += 4
@@ -1291,7 +1299,8 @@ cdef class WSProtocolCore:
             head = self._take_head()
         except _HeadTooLarge:
             self._fail_handshake(WSInvalidMessageError(
-                f"upgrade response head exceeds {self._max_head_size} bytes"))
+                f"upgrade response headers exceed max_size threshold: {self._max_head_size} "
+                f"(upgrade response head exceeds {self._max_head_size} bytes)"))
             self._underlying.abort()
             return
         if head is None:
@@ -1461,7 +1470,7 @@ cdef class WSProtocolCore:
     cdef _on_ping_timeout(self):
         cdef WSTransport t = self._transport
         reason = (f"peer has not replied to ping/heartbeat request within "
-                  f"{self._ping_reply:g} second(s)")
+                  f"{self._ping_reply} second(s)")
         self._logger.info("auto-ping: %s; closing with GOING_AWAY", reason)
         t.auto_ping_expect_pong = False
         self._state = FAILED
@@ -1544,8 +1553,12 @@ cdef class WSProtocolCore:
                 continue
             if rc == HEADER_OK:
                 rc = self._check_header(&h)
+            elif rc != HEADER_OK:
+                self._fail(rc, _length_error_reason(&h))
+                return
             if rc != HEADER_OK:
-                self._fail(rc, _header_error_reason(rc, &h, self._is_client))
+                self._fail(rc, _header_error_reason(rc, &h, self._is_client,
+                                                    self._max_frame_size))
                 if rc == 1009 and avail < h.header_len + h.payload_len:
                     # The frame is well formed, only too big: skip its payload as it arrives
                     # so that the peer's CLOSE reply is still recognised.
@@ -1603,7 +1616,7 @@ cdef class WSProtocolCore:
             elif op == 8:
                 rc = self._check_close_payload(payload, <size_t>h.payload_len)
                 if rc != 0:
-                    self._fail(rc, "invalid CLOSE frame payload")
+                    self._fail(rc, _close_payload_error_reason(payload, <size_t>h.payload_len))
                     # The peer has sent its CLOSE already: with ours the handshake is over.
                     self._on_closing_handshake_done()
                     return
@@ -1726,6 +1739,9 @@ cdef class WSProtocolCore:
             if not _is_sendable_close_code(code):
                 code = 1011
             reason = str(exc)
+        elif where == "send_user_specific_ping":
+            code = 1011
+            reason = "an exception occurred in auto-ping loop"  # picows's words
         else:
             code = 1011
             reason = "Internal error"
@@ -1747,20 +1763,51 @@ cdef class WSProtocolCore:
             t.disconnect(True)
 
 
-cdef str _header_error_reason(int code, FrameHeader *h, bint is_client):
+# Failure reasons (the WSProtocolError message and the CLOSE reason). Where picows 2.3.1 fails
+# the same frame with the same code, the reason starts with picows's words, so that programs and
+# tests matching on them keep working after the switch; femtows's detail may follow.
+
+cdef str _length_error_reason(FrameHeader *h):
+    if h.header_len == 4:
+        return (f"Received frame with invalid 16-bit payload len: {h.payload_len} "
+                f"(non-minimal encoding)")
+    if h.payload_len >> 63:
+        return (f"Received frame with invalid 64-bit payload length: {h.payload_len} "
+                f"(most significant bit set)")
+    return (f"Received frame with invalid 64-bit payload length: {h.payload_len} "
+            f"(non-minimal encoding)")
+
+
+cdef str _header_error_reason(int code, FrameHeader *h, bint is_client,
+                              uint64_t max_frame_size):
     if code == 1009:
-        return f"frame of {h.payload_len} bytes exceeds max_frame_size"
+        return (f"Received frame with payload size exceeding max allowed size, "
+                f"{h.payload_len} > {max_frame_size}")
     if h.b0 & 0x70:
         return "reserved bits set without a negotiated extension"
     if h.masked == is_client:
-        return "masked frame from the server" if is_client else "unmasked frame from the client"
+        if is_client:
+            return "Received masked frame from server, RFC 6455 section 5.1 forbids this"
+        return "Received un-masked frame from client, RFC 6455 section 5.1 forbids this"
     if h.opcode in (0x3, 0x4, 0x5, 0x6, 0x7, 0xB, 0xC, 0xD, 0xE, 0xF):
-        return f"reserved opcode {h.opcode:#x}"
+        return f"Received frame with invalid opcode={h.opcode:#x}"
     if h.opcode >= 8:
-        return "control frame fragmented or over 125 bytes"
+        if not h.fin:
+            return "Received fragmented control frame"
+        return f"Received control frame with payload size > 125 bytes, opcode={h.opcode:#x}"
     if h.opcode == 0:
         return "CONTINUATION frame with no message in progress"
     return "new data frame while a fragmented message is in progress"
+
+
+cdef str _close_payload_error_reason(const char *payload, size_t size):
+    cdef int code
+    if size == 1:
+        return "Received CLOSE with invalid close code size: 1 byte"
+    code = femtows_load_be16(payload)
+    if not _is_sendable_close_code(code):
+        return f"Received CLOSE with invalid close code: {code}"
+    return "Received CLOSE with invalid UTF-8 reason"
 
 
 class _HeadTooLarge(Exception):
