@@ -33,9 +33,10 @@ class RawResponse:
         )
 
 
-async def raw_exchange(port: int, request: bytes) -> RawResponse:
-    """Send ``request``; read the answer until the server closes."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+async def raw_exchange(port: int, request: bytes, ssl: Any = None) -> RawResponse:
+    """Send ``request`` (over TLS with the client context ``ssl``); read the answer until the
+    server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=ssl)
     try:
         writer.write(request)
         return RawResponse(await read_until_eof(reader))

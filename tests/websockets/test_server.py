@@ -126,14 +126,14 @@ async def test_handler_return_closes_1000() -> None:
 
 
 async def test_handler_exception_closes_1011_and_logs(
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, tls: TLSConfig
 ) -> None:
     async def handler(ws: ServerConnection) -> None:
         raise ZeroDivisionError("boom")
 
     with caplog.at_level(logging.ERROR, logger="websockets.server"):
-        async with running(handler) as (server, url):
-            async with websockets.connect(url) as ws:
+        async with running(handler, tls) as (server, url):
+            async with websockets.connect(url, **client_ssl(tls)) as ws:
                 with pytest.raises(ConnectionClosedError) as info:
                     await ws.recv()
                 assert info.value.rcvd is not None and info.value.rcvd.code == 1011
@@ -181,7 +181,7 @@ async def test_custom_logger_and_create_connection() -> None:
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_process_request_response_short_circuits(kind: str) -> None:
+async def test_process_request_response_short_circuits(kind: str, tls: TLSConfig) -> None:
     seen: list[Any] = []
 
     def sync_hook(connection: ServerConnection, request: Request) -> Optional[Response]:
@@ -197,8 +197,8 @@ async def test_process_request_response_short_circuits(kind: str) -> None:
         return sync_hook(connection, request)
 
     hook = sync_hook if kind == "sync" else async_hook
-    async with running(echo, process_request=hook) as (server, url):
-        raw = await raw_exchange(port_of(server), upgrade("/health"))
+    async with running(echo, tls, process_request=hook) as (server, url):
+        raw = await raw_exchange(port_of(server), upgrade("/health"), tls.client)
         assert raw.status_line == "HTTP/1.1 200 OK"
         assert raw.body == b"OK\n"
         assert raw.header("X-Health") == "good"
@@ -207,10 +207,10 @@ async def test_process_request_response_short_circuits(kind: str) -> None:
         assert raw.header("Connection") == "close"
         assert raw.header("Server") == SERVER
         with pytest.raises(InvalidStatus) as info:
-            async with websockets.connect(url + "health"):
+            async with websockets.connect(url + "health", **client_ssl(tls)):
                 pass
         assert info.value.response.status_code == 200
-        async with websockets.connect(url + "ws") as ws:
+        async with websockets.connect(url + "ws", **client_ssl(tls)) as ws:
             await ws.send("through")
             assert await ws.recv() == "through"
     assert seen[0] == (State.CONNECTING, True, "/health")
@@ -246,7 +246,7 @@ async def test_hook_exception_500_and_log(
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-async def test_process_response_modifies_or_replaces(kind: str) -> None:
+async def test_process_response_modifies_or_replaces(kind: str, tls: TLSConfig) -> None:
     def sync_hook(
         connection: ServerConnection, request: Request, response: Response
     ) -> Optional[Response]:
@@ -263,13 +263,13 @@ async def test_process_response_modifies_or_replaces(kind: str) -> None:
         return sync_hook(connection, request, response)
 
     hook = sync_hook if kind == "sync" else async_hook
-    async with running(echo, process_response=hook) as (server, url):
-        async with websockets.connect(url) as ws:
+    async with running(echo, tls, process_response=hook) as (server, url):
+        async with websockets.connect(url, **client_ssl(tls)) as ws:
             assert ws.response.headers["Set-Cookie"] == "session=1"
-        async with f_client.connect(url) as fws:
+        async with f_client.connect(url, **client_ssl(tls)) as fws:
             assert fws.response is not None
             assert fws.response.headers["Set-Cookie"] == "session=1"
-        raw = await raw_exchange(port_of(server), upgrade("/replace"))
+        raw = await raw_exchange(port_of(server), upgrade("/replace"), tls.client)
         assert raw.status_line == "HTTP/1.1 403 Forbidden"
         assert raw.body == b"Forbidden by process_response\n"
 
@@ -420,17 +420,18 @@ async def test_select_subprotocol(caplog: pytest.LogCaptureFixture) -> None:
 # Server object
 
 
-async def test_server_close_codes_and_connections() -> None:
+async def test_server_close_codes_and_connections(tls: TLSConfig) -> None:
     opened = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
         opened.set()
         await ws.wait_closed()
 
-    server = await serve(handler, "127.0.0.1", 0)
+    server = await serve(handler, "127.0.0.1", 0, **server_ssl(tls))
     assert server.is_serving()
     assert server.get_loop() is asyncio.get_running_loop()
-    async with websockets.connect(f"ws://127.0.0.1:{port_of(server)}/") as ws:
+    url = f"{tls.scheme}://127.0.0.1:{port_of(server)}/"
+    async with websockets.connect(url, **client_ssl(tls)) as ws:
         await opened.wait()
         assert len(server.connections) == 1
         server.close(code=1012, reason="restarting")
@@ -546,15 +547,27 @@ async def test_broadcast_reexported() -> None:
     from femtows.websockets.asyncio.connection import broadcast as original
 
     assert broadcast is original
-    received: list[str] = []
+    received: list[Any] = []
+    both = asyncio.Event()
 
     async def handler(ws: ServerConnection) -> None:
+        if len(ws.server.connections) == 2:
+            both.set()
         await ws.wait_closed()
 
     async with running(handler) as (server, url):
         async with websockets.connect(url) as a, websockets.connect(url) as b:
-            while len(server.connections) < 2:
-                await asyncio.sleep(0)
+            await both.wait()
             broadcast(server.connections, "all")
             received = [await a.recv(), await b.recv()]
     assert received == ["all", "all"]
+
+
+async def test_tls_handshake_timeout_defaults_to_open_timeout() -> None:
+    """A client that never starts TLS is dropped after open_timeout (asyncio's default would
+    be 60 s)."""
+    tls = TLSConfig(True)
+    async with running(echo, tls, open_timeout=0.3) as (server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        assert await read_until_eof(reader) == b""
+        writer.close()
