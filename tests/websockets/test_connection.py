@@ -9,7 +9,7 @@ import base64
 import hashlib
 import logging
 import uuid
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import Any, Awaitable, Callable, List
 
 import pytest
 import websockets

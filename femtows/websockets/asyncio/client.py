@@ -8,7 +8,6 @@ runs the ``connect`` forms (``await``, ``async with``, ``async for`` with reconn
 from __future__ import annotations
 
 import asyncio
-import base64
 import http
 import logging
 import os
@@ -17,7 +16,7 @@ import traceback
 import urllib.parse
 from collections.abc import AsyncIterator, Generator, Sequence
 from types import TracebackType
-from typing import Any, Callable, List, Optional, Tuple, Type, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type, Union
 
 from femtows import _net, handshake
 from femtows._core.core import WSProtocol
@@ -45,6 +44,12 @@ from femtows.websockets.exceptions import (
     NegotiationError,
     ProxyError,
     SecurityError,
+)
+from femtows.websockets.headers import (
+    build_authorization_basic,
+    build_host,
+    parse_subprotocol,
+    validate_subprotocols,
 )
 from femtows.websockets.http11 import USER_AGENT, Request, Response
 from femtows.websockets.protocol import Side
@@ -87,36 +92,6 @@ class ClientConnection(Connection):
             max_queue=max_queue,
             write_limit=write_limit,
         )
-
-
-def _validate_subprotocols(subprotocols: Any) -> None:
-    if not isinstance(subprotocols, Sequence):
-        raise TypeError("subprotocols must be a list")
-    if isinstance(subprotocols, str):
-        raise TypeError("subprotocols must be a list, not a str")
-    for subprotocol in subprotocols:
-        if not _is_token(subprotocol):
-            raise ValueError(f"invalid subprotocol: {subprotocol}")
-
-
-_TCHARS = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
-                    "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-
-
-def _is_token(value: Any) -> bool:
-    return isinstance(value, str) and bool(value) and all(c in _TCHARS for c in value)
-
-
-def _build_host(host: str, port: int, secure: bool) -> str:
-    if ":" in host:
-        host = f"[{host}]"
-    if port != (443 if secure else 80):
-        host = f"{host}:{port}"
-    return host
-
-
-def _parse_subprotocol_header(values: List[str]) -> List[str]:
-    return [item.strip() for value in values for item in value.split(",") if item.strip()]
 
 
 class connect:
@@ -170,7 +145,7 @@ class connect:
         if not self.ws_uri.secure and kwargs.get("ssl") is not None:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if subprotocols is not None:
-            _validate_subprotocols(subprotocols)
+            validate_subprotocols(subprotocols)
         if compression == "deflate":
             # TODO(deflate): offer permessage-deflate here once femtows.websockets.extensions
             # lands; until then nothing is offered, so nothing can be negotiated.
@@ -183,14 +158,14 @@ class connect:
             logger = logging.getLogger("websockets.client")
         if create_connection is None:
             create_connection = ClientConnection
-        if proxy is not None and proxy is not True:
+        if isinstance(proxy, str):
             parse_proxy(proxy)  # InvalidProxy now, not at connection time
         self.origin = origin
         self.subprotocols = subprotocols
         self.max_size = max_size
         self.logger: LoggerLike = logger
         self.create_connection = create_connection
-        self.connection_kwargs = dict(
+        self.connection_kwargs: Dict[str, Any] = dict(
             ping_interval=ping_interval,
             ping_timeout=ping_timeout,
             close_timeout=close_timeout,
@@ -213,11 +188,9 @@ class connect:
 
     def _build_request(self, ws_uri: WebSocketURI, key: str) -> Tuple[Request, bytes]:
         headers = Headers()
-        headers["Host"] = _build_host(ws_uri.host, ws_uri.port, ws_uri.secure)
+        headers["Host"] = build_host(ws_uri.host, ws_uri.port, ws_uri.secure)
         if ws_uri.user_info:
-            username, password = ws_uri.user_info
-            credentials = f"{username}:{password}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+            headers["Authorization"] = build_authorization_basic(*ws_uri.user_info)
         if self.origin is not None:
             headers["Origin"] = self.origin
         headers["Upgrade"] = "websocket"
@@ -246,7 +219,7 @@ class connect:
         if values:
             if self.subprotocols is None:
                 raise NegotiationError("no subprotocols supported")
-            parsed = _parse_subprotocol_header(values)
+            parsed: List[Subprotocol] = sum([parse_subprotocol(value) for value in values], [])
             if len(parsed) > 1:
                 raise InvalidHeader(
                     "Sec-WebSocket-Protocol", f"multiple values: {', '.join(parsed)}"
@@ -322,7 +295,7 @@ class connect:
         if unix:
             path = kwargs.pop("path", None)
             transport, _ = await loop.create_unix_connection(make_protocol, path, **kwargs)
-            return transport  # type: ignore[return-value]
+            return transport
         if proxy is not None and proxy is not False:
             return await self._open_via_proxy(loop, make_protocol, ws_uri, str(proxy), kwargs)
         if kwargs.get("sock") is None:
@@ -336,7 +309,7 @@ class connect:
             )
             return transport
         transport, _ = await loop.create_connection(make_protocol, **kwargs)
-        return transport  # type: ignore[return-value]
+        return transport
 
     async def _open_via_proxy(
         self, loop: asyncio.AbstractEventLoop, make_protocol: Callable[[], WSProtocol],
@@ -357,7 +330,7 @@ class connect:
         from femtows.url import parse_url
 
         target = parse_url(f"{'wss' if ws_uri.secure else 'ws'}://"
-                           f"{_build_host(ws_uri.host, ws_uri.port, ws_uri.secure)}/")
+                           f"{build_host(ws_uri.host, ws_uri.port, ws_uri.secure)}/")
         try:
             return await open_connection(
                 loop, make_protocol, target,
@@ -504,7 +477,7 @@ class connect:
 
 
 def unix_connect(
-    path: Union[str, "os.PathLike[str]", None] = None,
+    path: Union[str, os.PathLike[str], None] = None,
     uri: Optional[str] = None,
     **kwargs: Any,
 ) -> connect:

@@ -197,7 +197,7 @@ class Connection(Engine):
         self._is_client = protocol.side is Side.CLIENT
 
         protocol.logger = logging.LoggerAdapter(
-            protocol.logger, {"websocket": weakref.proxy(self)}  # type: ignore[arg-type]
+            protocol.logger, {"websocket": weakref.proxy(self)}
         )
         self.id: uuid.UUID = protocol.id
         self.logger: LoggerLike = protocol.logger
@@ -555,8 +555,9 @@ class Connection(Engine):
         rcvd = self._close_rcvd()
         sent = self._close_sent()
         rcvd_then_sent: Optional[bool] = None
-        if rcvd is not None and sent is not None:
-            rcvd_then_sent = bool(self._wst.close_handshake.recv_then_sent)
+        hs = self._wst.close_handshake
+        if rcvd is not None and sent is not None and hs is not None:
+            rcvd_then_sent = bool(hs.recv_then_sent)
         exc_type: Type[ConnectionClosed] = ConnectionClosedError
         if (
             rcvd is not None and sent is not None
@@ -809,9 +810,9 @@ def broadcast(
 def _exception_group() -> Any:
     if sys.version_info >= (3, 11):
         return ExceptionGroup  # noqa: F821 - builtin since 3.11
-    from exceptiongroup import ExceptionGroup as backport  # pragma: no cover - Python < 3.11
+    import importlib  # pragma: no cover - Python < 3.11: the exceptiongroup backport
 
-    return backport  # pragma: no cover
+    return importlib.import_module("exceptiongroup").ExceptionGroup  # pragma: no cover
 
 
 # websockets documents broadcast in its server module.
