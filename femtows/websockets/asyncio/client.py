@@ -158,8 +158,6 @@ class connect:
             logger = logging.getLogger("websockets.client")
         if create_connection is None:
             create_connection = ClientConnection
-        if isinstance(proxy, str):
-            parse_proxy(proxy)  # InvalidProxy now, not at connection time
         self.origin = origin
         self.subprotocols = subprotocols
         self.max_size = max_size
@@ -270,7 +268,8 @@ class connect:
             transport.abort()
             connection.abort_handshake()
             if isinstance(exc, WSHandshakeError):
-                raise _map_handshake_error(exc) from None
+                mapped = _map_handshake_error(exc)
+                raise mapped from mapped.__cause__
             raise
         return connection
 
