@@ -632,8 +632,15 @@ class Connection(Engine):
         if self._close_timer is not None:
             self._close_timer.cancel()
             self._close_timer = None
-        if self._close_rcvd() is None and self._parser_exc is None:
-            self._parser_exc = EOFError("unexpected end of stream")
+        if self._parser_exc is None:
+            sent = self._close_sent()
+            hs = self._wst.close_handshake if self._wst is not None else None
+            if (sent is not None and sent.code == CloseCode.PROTOCOL_ERROR
+                    and hs is not None and not hs.recv_then_sent):
+                # The core failed the connection on a protocol violation by the peer.
+                self._parser_exc = ProtocolError(sent.reason)
+            elif self._close_rcvd() is None:
+                self._parser_exc = EOFError("unexpected end of stream")
         if self.debug:
             self.logger.debug("= connection is CLOSED")
         if self._pending_pings:
@@ -655,12 +662,10 @@ class Connection(Engine):
     def _on_close_frame(self, frame: Any) -> None:
         wst: WSTransport = self._wst
         if not wst.is_close_frame_sent and not self._discard:
-            if self._rx_open:
-                exc = ProtocolError("incomplete fragmented message")
-                self._parser_exc = exc
-                wst.send_close(CloseCode.PROTOCOL_ERROR, str(exc))
-            else:
-                wst.send(WSMsgType.CLOSE, frame.get_payload_as_bytes())
+            # Echo the close frame as received. (websockets 17.4 answers 1002 "incomplete
+            # fragmented message" when it arrives inside a fragmented message; RFC 6455 allows
+            # control frames there, and Autobahn 7.1.5 requires the echo, so femtows echoes.)
+            wst.send(WSMsgType.CLOSE, frame.get_payload_as_bytes())
         if self._is_client:
             self._arm_close_timer()
 
