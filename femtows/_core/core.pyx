@@ -1545,7 +1545,7 @@ cdef class WSProtocolCore:
             if rc == HEADER_OK:
                 rc = self._check_header(&h)
             if rc != HEADER_OK:
-                self._fail(rc, _header_error_reason(rc, &h, self._is_client))
+                self._fail(rc, _header_error_reason(rc, &h, self._is_client, self._max_frame_size))
                 if rc == 1009 and avail < h.header_len + h.payload_len:
                     # The frame is well formed, only too big: skip its payload as it arrives
                     # so that the peer's CLOSE reply is still recognised.
@@ -1747,9 +1747,10 @@ cdef class WSProtocolCore:
             t.disconnect(True)
 
 
-cdef str _header_error_reason(int code, FrameHeader *h, bint is_client):
+cdef str _header_error_reason(int code, FrameHeader *h, bint is_client, uint64_t max_size):
     if code == 1009:
-        return f"frame of {h.payload_len} bytes exceeds max_frame_size"
+        # Worded like websockets' PayloadTooBig, so both APIs report it the same way.
+        return f"frame with {h.payload_len} bytes exceeds limit of {max_size} bytes"
     if h.b0 & 0x70:
         return "reserved bits set without a negotiated extension"
     if h.masked == is_client:
