@@ -145,15 +145,57 @@ async def test_handler_exception_closes_1011_and_logs(
 
 
 async def test_logs_like_websockets(caplog: pytest.LogCaptureFixture) -> None:
+    """Same scenario on websockets' server and ours: the same INFO/ERROR records, in order."""
+
+    async def handler(ws: Any) -> None:
+        if ws.request.path == "/fail":
+            raise RuntimeError("handler")
+        await ws.send("hi")
+
+    def process_request(connection: Any, request: Any) -> Any:
+        if request.path == "/broken":
+            raise ValueError("process_request")
+        if request.path == "/health":
+            return connection.respond(200, "OK\n")
+        return None
+
+    async def scenario(serve_function: Any) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="websockets.server"):
+            async with serve_function(
+                handler, "127.0.0.1", 0, process_request=process_request,
+                origins=["https://ok.example", None],
+            ) as server:
+                url = f"ws://127.0.0.1:{port_of(server)}"
+                async with websockets.connect(url + "/") as ws:
+                    assert await ws.recv() == "hi"
+                    await ws.wait_closed()
+                async with websockets.connect(url + "/fail") as ws:
+                    await ws.wait_closed()
+                for path, origin in (("/broken", None), ("/health", None), ("/", "https://x")):
+                    with pytest.raises(InvalidStatus):
+                        async with websockets.connect(url + path, origin=origin):
+                            pass
+        return [
+            f"{r.levelname} {r.getMessage()}"
+            + (f" [{type(r.exc_info[1]).__name__}]" if r.exc_info else "")
+            for r in caplog.records
+            if r.name == "websockets.server"
+            and not r.getMessage().startswith("server listening on")
+        ]
+
+    expected = await scenario(ws_server.serve)
+    assert "INFO connection closed" in expected
+    assert await scenario(serve) == expected
+
+
+async def test_listening_log_names_the_socket(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="websockets.server"):
-        async with running(echo) as (server, url):
+        async with serve(echo, "127.0.0.1", 0) as server:
             port = port_of(server)
-            async with websockets.connect(url):
-                pass
     messages = [r.getMessage() for r in caplog.records if r.name == "websockets.server"]
-    assert messages[0] == f"server listening on 127.0.0.1:{port}"
-    assert "connection open" in messages
-    assert messages[-2:] == ["server closing", "server closed"]
+    assert messages == [f"server listening on 127.0.0.1:{port}", "server closing",
+                        "server closed"]
 
 
 async def test_custom_logger_and_create_connection() -> None:

@@ -494,6 +494,8 @@ class _ServerCoreProtocol(WSProtocol):
             if connection.state is State.CONNECTING:
                 # Timeout, client gone, or the core refused the request itself.
                 connection.abort_handshake()
+            if connection.request is not None:
+                connection.logger.info("connection closed")
             self._ws_server._tcp_closed(self)
 
 
