@@ -27,11 +27,12 @@ from femtows.websockets.asyncio.server import (
     unix_serve,
 )
 from femtows.websockets.datastructures import Headers
+from femtows.websockets.exceptions import ConnectionClosedError as FConnectionClosedError
 from femtows.websockets.exceptions import NegotiationError
 from femtows.websockets.http11 import SERVER, Request, Response
 from femtows.websockets.protocol import State
 from tests.conftest import TLSConfig
-from tests.utils import read_until_eof
+from tests.utils import read_frame, read_until_eof
 from tests.websockets.server_helpers import port_of, raw_exchange, upgrade
 
 FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
@@ -613,3 +614,40 @@ async def test_tls_handshake_timeout_defaults_to_open_timeout() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
         assert await read_until_eof(reader) == b""
         writer.close()
+
+
+async def test_keepalive_timeout_fails_with_1011() -> None:
+    """A client that never answers pings: PING, then CLOSE 1011 "keepalive ping timeout"."""
+    closed: list[Any] = []
+
+    async def handler(ws: ServerConnection) -> None:
+        try:
+            await ws.recv()
+        except FConnectionClosedError as exc:
+            closed.append(exc)
+
+    async with running(handler, ping_interval=0.05, ping_timeout=0.05) as (server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(upgrade())
+        await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        ping = await read_frame(reader)
+        assert ping.opcode == 0x9 and len(ping.payload) == 4
+        close = await read_frame(reader)
+        assert close.close_code == 1011
+        assert close.payload[2:] == b"keepalive ping timeout"
+        writer.close()
+    assert len(closed) == 1
+    assert str(closed[0]) == (
+        "sent 1011 (internal error) keepalive ping timeout; no close frame received"
+    )
+
+
+async def test_max_size_1009(tls: TLSConfig) -> None:
+    async with running(echo, tls, max_size=10) as (_, url):
+        async with websockets.connect(url, **client_ssl(tls)) as ws:
+            await ws.send("0123456789")
+            assert await ws.recv() == "0123456789"
+            await ws.send("0123456789A")
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
