@@ -762,7 +762,6 @@ def serve(
         kwargs.setdefault("ssl_handshake_timeout", open_timeout)
         kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
     unix = kwargs.pop("unix", False)
-    kwargs.pop("zero_copy_unsafe_ssl_write", None)
 
     def protocol_factory() -> _ServerCoreProtocol:
         protocol = CoreProtocol(Side.SERVER, max_size=max_size, logger=logger)
