@@ -651,3 +651,25 @@ async def test_max_size_1009(tls: TLSConfig) -> None:
             with pytest.raises(ConnectionClosedError) as info:
                 await ws.recv()
             assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("status", [101, 403])
+async def test_header_injection_in_a_hook_answers_500(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header value with CR LF (set by process_response) is never sent: 500 instead."""
+
+    def process_response(
+        connection: ServerConnection, request: Request, response: Response
+    ) -> Optional[Response]:
+        if status != 101:
+            response = connection.respond(status, "no\n")
+        response.headers["X-Evil"] = "a\r\nSet-Cookie: injected=1"
+        return response
+
+    with caplog.at_level(logging.ERROR):
+        async with running(echo, process_response=process_response) as (server, _):
+            raw = await raw_exchange(port_of(server), upgrade())
+    assert raw.status_line == "HTTP/1.1 500 Internal Server Error"
+    assert b"injected" not in raw.body
+    assert all("injected" not in v for _, v in raw.headers)
