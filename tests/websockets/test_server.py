@@ -339,6 +339,7 @@ async def test_process_request_forced_101_and_server_header() -> None:
 
 REFUSALS = [
     pytest.param(upgrade(method="POST"), id="post-405"),
+    pytest.param(upgrade(version="HTTP/1.0"), id="http10-505"),
     pytest.param(upgrade(connection=""), id="no-connection-426"),
     pytest.param(upgrade(connection="keep-alive"), id="connection-keepalive-426"),
     pytest.param(upgrade(key=""), id="no-key-400"),
@@ -673,3 +674,24 @@ async def test_header_injection_in_a_hook_answers_500(
     assert raw.status_line == "HTTP/1.1 500 Internal Server Error"
     assert b"injected" not in raw.body
     assert all("injected" not in v for _, v in raw.headers)
+
+
+async def test_process_request_runs_for_http_1_0_and_post() -> None:
+    """As websockets 17.x: process_request sees any method and HTTP/1.0, so it can serve them."""
+
+    def health(connection: ServerConnection, request: Request) -> Optional[Response]:
+        if request.path == "/health":
+            return connection.respond(200, f"{request.method} {request.protocol}\n")
+        return None
+
+    async with running(echo, process_request=health) as (server, _):
+        port = port_of(server)
+        get10 = await raw_exchange(port, b"GET /health HTTP/1.0\r\n\r\n")
+        post = await raw_exchange(port, upgrade("/health", method="POST"))
+        refused = await raw_exchange(port, upgrade(version="HTTP/1.0"))
+    assert (get10.status_line, get10.body) == ("HTTP/1.1 200 OK", b"GET HTTP/1.0\n")
+    assert (post.status_line, post.body) == ("HTTP/1.1 200 OK", b"POST HTTP/1.1\n")
+    assert refused.status_line == "HTTP/1.1 505 HTTP Version Not Supported"
+    assert refused.body == (
+        b"Failed to open a WebSocket connection: unsupported HTTP version: HTTP/1.0.\n"
+    )
