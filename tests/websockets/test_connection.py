@@ -580,6 +580,43 @@ async def test_ping_latency_and_duplicates() -> None:
         await ws.pong(b"unsolicited")
 
 
+async def test_pending_ping_fails_on_close() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_close(reader, writer)  # pings are read and never answered
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, ping_interval=None)
+        waiter = await ws.ping(b"lost")
+        await ws.close()
+        with pytest.raises(ConnectionClosedOK):
+            await waiter
+        with pytest.raises(ConnectionClosedOK):
+            await ws.ping()
+        with pytest.raises(ConnectionClosedOK):
+            await ws.pong()
+
+
+async def test_recv_streaming() -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send(["a", "é", "b"])
+        await ws.send([b"x", b"y"])
+        await ws.send("whole")
+        await ws.send(b"\xc3\xa9")
+        await ws.close()
+
+    server, uri = await ws_server(handler)
+    async with server:
+        ws = await fclient.connect(uri)
+        assert [f async for f in ws.recv_streaming()] == ["a", "é", "b", ""]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["x", "y", ""]
+        assert [f async for f in ws.recv_streaming(decode=False)] == [b"whole"]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["é"]
+        with pytest.raises(ConnectionClosedOK):
+            async for _ in ws.recv_streaming():
+                pass
+
+
 async def test_pong_acknowledges_earlier_pings() -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         first = await read_frame(reader)
