@@ -548,17 +548,18 @@ async def test_write_limit_waits_for_drain() -> None:
     async with server:
         ws = await fclient.connect(uri, write_limit=(1024, 0))
         chunk = b"x" * 65536
-        sender = asyncio.ensure_future(_send_many(ws, chunk, 200))
-        done, _ = await asyncio.wait([sender], timeout=0.5)
-        assert not done  # blocked: the peer does not read
+        blocked = None
+        for _ in range(10_000):  # until the kernel's buffers are full and a send must wait
+            sender = asyncio.ensure_future(ws.send(chunk))
+            await asyncio.sleep(0)  # one step: a send that need not wait is done by now
+            if not sender.done():
+                blocked = sender
+                break
+        assert blocked is not None
+        assert ws.transport.get_write_buffer_size() > 1024
         release.set()
-        await sender
+        await blocked  # the peer reads again: the buffer drains below the low-water mark
         await ws.close()
-
-
-async def _send_many(ws: Any, chunk: bytes, count: int) -> None:
-    for _ in range(count):
-        await ws.send(chunk)
 
 
 # -- ping / pong / keepalive ---------------------------------------------------------------------
