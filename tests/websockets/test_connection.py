@@ -262,6 +262,14 @@ async def test_recv_cancellation_keeps_messages() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert await ws.recv() == "handed over"
+        # Cancelled, and a message arrives before the cancelled recv() ran: it is queued.
+        task = asyncio.ensure_future(ws.recv())
+        await asyncio.sleep(0)
+        task.cancel()
+        ws.on_ws_frame(ws._wst, _make_test_ws_frame(WSMsgType.TEXT, b"after cancel"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await ws.recv() == "after cancel"
         # Cancelled in the middle of a fragmented message: the fragments are put back.
         task = asyncio.ensure_future(ws.recv())
         await asyncio.sleep(0)

@@ -127,6 +127,10 @@ cdef class Engine(WSListener):
                 self._rx_open = False
                 self._rx_size = 0
             fut = self._getter
+            if fut is not None and fut.done():
+                # The waiting recv() was cancelled and has not run yet: nobody is waiting.
+                self._getter = None
+                fut = None
             if (fut is not None and self._getter_fast and frame.fin and op != 0
                     and len(self._frames) == 0):
                 # A recv() is waiting and this frame is a whole message: hand it over.
