@@ -25,7 +25,7 @@ import asyncio
 import collections
 import os
 
-from femtows.websockets.exceptions import TooManyFragments
+from femtows.websockets.exceptions import ConnectionClosedOK, TooManyFragments
 
 # websockets.protocol.State values.
 cdef enum:
@@ -361,3 +361,29 @@ cdef class Engine(WSListener):
             await waiter
         finally:
             self._drain_waiters.remove(waiter)
+
+
+@cython.final
+cdef class MessageIterator:
+    """``async for message in connection``: ``connection.recv()`` until the connection is
+    closed; ConnectionClosedOK ends the iteration, ConnectionClosedError propagates.
+
+    A Cython async iterator rather than an async generator: one coroutine per message.
+    """
+
+    cdef object _connection
+
+    def __cinit__(self, connection):
+        self._connection = connection
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self._connection.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration
+
+    async def aclose(self):
+        """Nothing to release (for code written for async generators)."""
