@@ -396,3 +396,25 @@ async def test_http_proxy_refuses() -> None:
                 "ws://127.0.0.1:1/", proxy=f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
             )
     assert str(info.value) == "proxy rejected connection: HTTP 403"
+
+
+async def test_default_user_agent_and_server_hostname() -> None:
+    from femtows.websockets.http11 import USER_AGENT
+
+    seen: List[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.append(ws.request.headers)
+
+    tls = TLSConfig(True)
+    server, uri = await ws_server(handler, tls)
+    port = uri.rsplit(":", 1)[1].strip("/")
+    async with server:
+        # The URI names 127.0.0.1; the certificate is checked against server_hostname.
+        async with fclient.connect(uri, ssl=tls.client, server_hostname="localhost"):
+            pass
+        async with fclient.connect(f"wss://localhost:{port}/", ssl=tls.client,
+                                   host="127.0.0.1"):
+            pass
+    assert seen[0]["User-Agent"] == USER_AGENT
+    assert seen[1]["Host"] == f"localhost:{port}"

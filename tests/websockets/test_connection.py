@@ -738,3 +738,58 @@ async def test_broadcast(caplog: pytest.LogCaptureFixture) -> None:
         await b.close()
     assert sorted(map(repr, got)) == sorted(map(repr, ["hi", "hi", b"raw", b"as-bytes", "z",
                                                        "xy"]))
+
+
+# -- cancellation of close and send --------------------------------------------------------------
+
+async def test_cancel_close_then_wait_closed() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers the CLOSE
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, close_timeout=0.3)
+        closer = asyncio.ensure_future(ws.close())
+        await asyncio.sleep(0)
+        assert ws.state is State.CLOSING
+        closer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        await ws.wait_closed()  # the close timer still ends the connection
+        assert ws.state is State.CLOSED and ws.close_code == 1006
+
+
+async def test_cancel_blocked_send() -> None:
+    release = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await release.wait()
+        async for _ in ws:
+            pass
+
+    server, uri = await ws_server(handler, max_queue=1)
+    async with server:
+        ws = await fclient.connect(uri, write_limit=1024)
+        for _ in range(10_000):
+            sender = asyncio.ensure_future(ws.send(b"x" * 65536))
+            await asyncio.sleep(0)
+            if not sender.done():
+                break
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+        release.set()
+        await ws.send("still usable")  # the cancelled send's frame was already written
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_keepalive_disabled_and_timeouts_none() -> None:
+    server, uri = await ws_server(echo)
+    async with server:
+        async with fclient.connect(uri, ping_interval=None, close_timeout=None,
+                                   open_timeout=None, write_limit=4096) as ws:
+            assert ws.keepalive_task is None
+            await ws.send("x")
+            assert await ws.recv() == "x"
+        assert ws.close_code == 1000
