@@ -450,20 +450,29 @@ async def test_max_size(lib: str, max_size: Any, frames: List[Any], reason: str)
         assert sent == [(1009).to_bytes(2, "big") + reason.encode()]
 
 
-async def test_invalid_utf8() -> None:
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("frames,reason", [
+    ([(0x1, b"\xff\xfe", True)], "invalid start byte at position 0"),
+    ([(0x1, b"ab\xc3", False), (0x0, b"(", True)], "invalid continuation byte at position 2"),
+    ([(0x1, b"ab", False), (0x0, b"\xe2\x82", True)], "unexpected end of data at position 2"),
+])
+async def test_invalid_utf8(lib: str, frames: List[Any], reason: str) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(frame(0x1, b"ok"))
-        writer.write(frame(0x1, b"\xff\xfe"))
+        for opcode, payload, fin in frames:
+            writer.write(frame(opcode, payload, fin))
         await answer_close(reader, writer)
 
     server, uri = await raw_server(script)
     async with server:
-        ws = await fclient.connect(uri)
+        ws = await LIBS[lib](uri)
         assert await ws.recv() == "ok"
-        with pytest.raises(ConnectionClosedError) as info:
+        with pytest.raises(Exception) as info:
             await ws.recv()
-        assert info.value.sent == Close(1007, "invalid UTF-8 in a TEXT message")
-        assert info.value.rcvd is None and ws.close_code == 1006
+        assert str(info.value) == (f"sent 1007 (invalid frame payload data) {reason}; "
+                                   f"no close frame received")
+        assert isinstance(info.value.__cause__, UnicodeDecodeError)
+        assert ws.close_code == 1006
 
 
 @pytest.mark.parametrize("lib", LIBS)

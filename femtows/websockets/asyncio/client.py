@@ -248,7 +248,7 @@ class connect:
                 logger=_CORE_LOGGER,
                 read_buffer_init_size=16 * 1024,
                 max_frame_size=options["max_frame_size"],
-                validate_utf8=True,
+                validate_utf8=options["validate_utf8"],
                 allow_rsv_bits=False,
                 enable_auto_pong=True,
                 disconnect_on_exception=True,

@@ -227,7 +227,8 @@ class Connection(Engine):
             "close_timeout": None,
             "enable_auto_ping": False,
             "enable_auto_pong": True,
-            "validate_utf8": True,
+            # The engine validates TEXT while decoding it (once), with websockets' reasons.
+            "validate_utf8": False,
             "disconnect_on_exception": True,
         }
 
@@ -686,6 +687,10 @@ class Connection(Engine):
         exc.set_current_size(current)
         self._parser_exc = exc
         self._fail(CloseCode.MESSAGE_TOO_BIG, str(exc))
+
+    def _fail_utf8(self, exc: UnicodeDecodeError, position: int) -> None:
+        self._set_connection_exc(exc)
+        self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {position}")
 
     def _raise_concurrent(self, method: str) -> None:
         raise ConcurrencyError(
