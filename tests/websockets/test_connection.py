@@ -802,3 +802,39 @@ async def test_keepalive_disabled_and_timeouts_none() -> None:
             await ws.send("x")
             assert await ws.recv() == "x"
         assert ws.close_code == 1000
+
+
+# -- DEBUG log -----------------------------------------------------------------------------------
+
+async def test_debug_log_lines_match_websockets(caplog: pytest.LogCaptureFixture) -> None:
+    server, uri = await ws_server(echo, compression=None)
+    logs = {}
+    async with server:
+        for lib in LIBS:
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG, "websockets.client"):
+                async with LIBS[lib](uri, compression=None, ping_interval=None,
+                                     user_agent_header=None) as ws:
+                    await ws.send("hello")
+                    await ws.recv()
+                    await ws.send(b"\x00\x01")
+                    await ws.recv()
+                    await ws.send(["a", "b"])
+                    await ws.recv()
+                    await (await ws.ping(b"p"))
+            lines = []
+            for record in caplog.records:
+                if record.name != "websockets.client":
+                    continue
+                line = record.getMessage()
+                if line.startswith(("> Sec-WebSocket-Key", "< Sec-WebSocket-Accept", "< Date",
+                                    "> Host", "< Server")):
+                    line = line.split(":")[0]
+                lines.append(line)
+            logs[lib] = lines
+    # websockets' client also logs "> EOF" and "x half-closing TCP connection" after the
+    # server's FIN; femtows lets the server close (the core does not half-close).
+    expected = [line for line in logs["websockets"]
+                if line not in ("> EOF", "x half-closing TCP connection")]
+    assert logs["femtows"] == expected
+    assert "< TEXT 'hello' [5 bytes]" in expected

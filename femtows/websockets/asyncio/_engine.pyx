@@ -91,6 +91,7 @@ cdef class Engine(WSListener):
     cdef public object _pending_pings
     cdef public int _handoff_op         # opcode of the message last handed to a recv()
     cdef object _rx_decoder             # incremental UTF-8 decoder of a fragmented TEXT
+    cdef public bint _debug             # log every frame at DEBUG ("< ..." / "> ...")
 
     def __cinit__(self):
         self._frames = _deque()
@@ -116,6 +117,8 @@ cdef class Engine(WSListener):
         cdef object fut
         cdef object data
         cdef object decode
+        if self._debug:
+            self._log_frame("<", op, frame.get_payload_as_bytes(), frame.fin)
         if op <= 2:
             if self._discard or self._state != S_OPEN:
                 return
@@ -391,6 +394,8 @@ cdef class Engine(WSListener):
                 op = WSMsgType.TEXT if text is True else WSMsgType.BINARY
             else:
                 return await self._send_slow(message, text)
+            if self._debug:
+                self._log_frame(">", op, message, True)
             self._wst.send(op, message)
             if self._write_paused:
                 await self._drain()
