@@ -262,6 +262,14 @@ async def test_recv_cancellation_keeps_messages() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert await ws.recv() == "handed over"
+        # Cancelled, and a message arrives before the cancelled recv() ran: it is queued.
+        task = asyncio.ensure_future(ws.recv())
+        await asyncio.sleep(0)
+        task.cancel()
+        ws.on_ws_frame(ws._wst, _make_test_ws_frame(WSMsgType.TEXT, b"after cancel"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await ws.recv() == "after cancel"
         # Cancelled in the middle of a fragmented message: the fragments are put back.
         task = asyncio.ensure_future(ws.recv())
         await asyncio.sleep(0)
@@ -442,20 +450,29 @@ async def test_max_size(lib: str, max_size: Any, frames: List[Any], reason: str)
         assert sent == [(1009).to_bytes(2, "big") + reason.encode()]
 
 
-async def test_invalid_utf8() -> None:
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("frames,reason", [
+    ([(0x1, b"\xff\xfe", True)], "invalid start byte at position 0"),
+    ([(0x1, b"ab\xc3", False), (0x0, b"(", True)], "invalid continuation byte at position 2"),
+    ([(0x1, b"ab", False), (0x0, b"\xe2\x82", True)], "unexpected end of data at position 2"),
+])
+async def test_invalid_utf8(lib: str, frames: List[Any], reason: str) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(frame(0x1, b"ok"))
-        writer.write(frame(0x1, b"\xff\xfe"))
+        for opcode, payload, fin in frames:
+            writer.write(frame(opcode, payload, fin))
         await answer_close(reader, writer)
 
     server, uri = await raw_server(script)
     async with server:
-        ws = await fclient.connect(uri)
+        ws = await LIBS[lib](uri)
         assert await ws.recv() == "ok"
-        with pytest.raises(ConnectionClosedError) as info:
+        with pytest.raises(Exception) as info:
             await ws.recv()
-        assert info.value.sent == Close(1007, "invalid UTF-8 in a TEXT message")
-        assert info.value.rcvd is None and ws.close_code == 1006
+        assert str(info.value) == (f"sent 1007 (invalid frame payload data) {reason}; "
+                                   f"no close frame received")
+        assert isinstance(info.value.__cause__, UnicodeDecodeError)
+        assert ws.close_code == 1006
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -548,17 +565,18 @@ async def test_write_limit_waits_for_drain() -> None:
     async with server:
         ws = await fclient.connect(uri, write_limit=(1024, 0))
         chunk = b"x" * 65536
-        sender = asyncio.ensure_future(_send_many(ws, chunk, 200))
-        done, _ = await asyncio.wait([sender], timeout=0.5)
-        assert not done  # blocked: the peer does not read
+        blocked = None
+        for _ in range(10_000):  # until the kernel's buffers are full and a send must wait
+            sender = asyncio.ensure_future(ws.send(chunk))
+            await asyncio.sleep(0)  # one step: a send that need not wait is done by now
+            if not sender.done():
+                blocked = sender
+                break
+        assert blocked is not None
+        assert ws.transport.get_write_buffer_size() > 1024
         release.set()
-        await sender
+        await blocked  # the peer reads again: the buffer drains below the low-water mark
         await ws.close()
-
-
-async def _send_many(ws: Any, chunk: bytes, count: int) -> None:
-    for _ in range(count):
-        await ws.send(chunk)
 
 
 # -- ping / pong / keepalive ---------------------------------------------------------------------
@@ -578,6 +596,43 @@ async def test_ping_latency_and_duplicates() -> None:
         with pytest.raises(TypeError, match="^data must be str or bytes-like$"):
             await ws.ping(5)  # type: ignore[arg-type]
         await ws.pong(b"unsolicited")
+
+
+async def test_pending_ping_fails_on_close() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_close(reader, writer)  # pings are read and never answered
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, ping_interval=None)
+        waiter = await ws.ping(b"lost")
+        await ws.close()
+        with pytest.raises(ConnectionClosedOK):
+            await waiter
+        with pytest.raises(ConnectionClosedOK):
+            await ws.ping()
+        with pytest.raises(ConnectionClosedOK):
+            await ws.pong()
+
+
+async def test_recv_streaming() -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send(["a", "é", "b"])
+        await ws.send([b"x", b"y"])
+        await ws.send("whole")
+        await ws.send(b"\xc3\xa9")
+        await ws.close()
+
+    server, uri = await ws_server(handler)
+    async with server:
+        ws = await fclient.connect(uri)
+        assert [f async for f in ws.recv_streaming()] == ["a", "é", "b", ""]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["x", "y", ""]
+        assert [f async for f in ws.recv_streaming(decode=False)] == [b"whole"]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["é"]
+        with pytest.raises(ConnectionClosedOK):
+            async for _ in ws.recv_streaming():
+                pass
 
 
 async def test_pong_acknowledges_earlier_pings() -> None:
@@ -692,3 +747,94 @@ async def test_broadcast(caplog: pytest.LogCaptureFixture) -> None:
         await b.close()
     assert sorted(map(repr, got)) == sorted(map(repr, ["hi", "hi", b"raw", b"as-bytes", "z",
                                                        "xy"]))
+
+
+# -- cancellation of close and send --------------------------------------------------------------
+
+async def test_cancel_close_then_wait_closed() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers the CLOSE
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, close_timeout=0.3)
+        closer = asyncio.ensure_future(ws.close())
+        await asyncio.sleep(0)
+        assert ws.state is State.CLOSING
+        closer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        await ws.wait_closed()  # the close timer still ends the connection
+        assert ws.state is State.CLOSED and ws.close_code == 1006
+
+
+async def test_cancel_blocked_send() -> None:
+    release = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await release.wait()
+        async for _ in ws:
+            pass
+
+    server, uri = await ws_server(handler, max_queue=1)
+    async with server:
+        ws = await fclient.connect(uri, write_limit=1024)
+        for _ in range(10_000):
+            sender = asyncio.ensure_future(ws.send(b"x" * 65536))
+            await asyncio.sleep(0)
+            if not sender.done():
+                break
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+        release.set()
+        await ws.send("still usable")  # the cancelled send's frame was already written
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_keepalive_disabled_and_timeouts_none() -> None:
+    server, uri = await ws_server(echo)
+    async with server:
+        async with fclient.connect(uri, ping_interval=None, close_timeout=None,
+                                   open_timeout=None, write_limit=4096) as ws:
+            assert ws.keepalive_task is None
+            await ws.send("x")
+            assert await ws.recv() == "x"
+        assert ws.close_code == 1000
+
+
+# -- DEBUG log -----------------------------------------------------------------------------------
+
+async def test_debug_log_lines_match_websockets(caplog: pytest.LogCaptureFixture) -> None:
+    server, uri = await ws_server(echo, compression=None)
+    logs = {}
+    async with server:
+        for lib in LIBS:
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG, "websockets.client"):
+                async with LIBS[lib](uri, compression=None, ping_interval=None,
+                                     user_agent_header=None) as ws:
+                    await ws.send("hello")
+                    await ws.recv()
+                    await ws.send(b"\x00\x01")
+                    await ws.recv()
+                    await ws.send(["a", "b"])
+                    await ws.recv()
+                    await (await ws.ping(b"p"))
+            lines = []
+            for record in caplog.records:
+                if record.name != "websockets.client":
+                    continue
+                line = record.getMessage()
+                if line.startswith(("> Sec-WebSocket-Key", "< Sec-WebSocket-Accept", "< Date",
+                                    "> Host", "< Server")):
+                    line = line.split(":")[0]
+                lines.append(line)
+            logs[lib] = lines
+    # websockets' client also logs "> EOF" and "x half-closing TCP connection" after the
+    # server's FIN; femtows lets the server close (the core does not half-close).
+    expected = [line for line in logs["websockets"]
+                if line not in ("> EOF", "x half-closing TCP connection")]
+    assert logs["femtows"] == expected
+    assert "< TEXT 'hello' [5 bytes]" in expected
