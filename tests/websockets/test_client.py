@@ -43,7 +43,6 @@ def no_delays() -> Any:
 
 # -- the three forms -----------------------------------------------------------------------------
 
-
 async def test_await_and_async_with(tls: Any) -> None:
     server, uri = await ws_server(echo, tls)
     async with server:
@@ -83,15 +82,11 @@ async def test_async_for_reconnects(caplog: pytest.LogCaptureFixture) -> None:
                 await ws.close(1001)  # a closed connection: the next iteration reconnects
         assert len(attempts) == 4
         messages = [r.getMessage() for r in caplog.records if r.name == "websockets.client"]
-        assert (
-            messages
-            == [
-                "connect failed; reconnecting in 0.0 seconds: "
-                "femtows.websockets.exceptions.InvalidStatus: "
-                "server rejected WebSocket connection: HTTP 503",
-            ]
-            * 2
-        )
+        assert messages == [
+            "connect failed; reconnecting in 0.0 seconds: "
+            "femtows.websockets.exceptions.InvalidStatus: "
+            "server rejected WebSocket connection: HTTP 503",
+        ] * 2
 
 
 async def test_async_for_fatal_error() -> None:
@@ -117,7 +112,6 @@ async def test_async_for_fatal_error() -> None:
 
 
 # -- arguments checked by connect() --------------------------------------------------------------
-
 
 @pytest.mark.parametrize("lib", LIBS)
 def test_argument_errors(lib: str) -> None:
@@ -152,7 +146,6 @@ async def test_ssl_none_with_wss(lib: str) -> None:
 
 # -- request headers -----------------------------------------------------------------------------
 
-
 async def test_request_headers_and_subprotocol() -> None:
     seen: List[Any] = []
 
@@ -165,11 +158,8 @@ async def test_request_headers_and_subprotocol() -> None:
     async with server:
         user_uri = uri.replace("ws://", "ws://alice:s%C3%A9same@")
         async with fclient.connect(
-            user_uri,
-            origin="https://example.com",
-            subprotocols=["superchat"],
-            additional_headers={"X-Test": "1"},
-            user_agent_header="agent/1",
+            user_uri, origin="https://example.com", subprotocols=["superchat"],
+            additional_headers={"X-Test": "1"}, user_agent_header="agent/1",
         ) as ws:
             assert ws.subprotocol == "superchat"
             assert ws.request.headers["Sec-WebSocket-Protocol"] == "superchat"
@@ -179,7 +169,8 @@ async def test_request_headers_and_subprotocol() -> None:
     assert headers["Origin"] == "https://example.com"
     assert headers["X-Test"] == "1"
     assert headers["User-Agent"] == "agent/1"
-    assert headers["Authorization"] == "Basic " + base64.b64encode("alice:sésame".encode()).decode()
+    assert headers["Authorization"] == "Basic " + base64.b64encode(
+        "alice:sésame".encode()).decode()
     assert headers["Host"] == uri.split("/")[2]
     assert "Sec-WebSocket-Extensions" not in headers  # compression: nothing offered yet
     assert seen[1] == "superchat"
@@ -198,7 +189,6 @@ async def test_subprotocol_negotiation_errors() -> None:
 
 # -- handshake failures --------------------------------------------------------------------------
 
-
 async def start_raw_http(answer: bytes) -> tuple[asyncio.Server, str]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
@@ -212,22 +202,13 @@ async def start_raw_http(answer: bytes) -> tuple[asyncio.Server, str]:
 
 
 @pytest.mark.parametrize("lib", LIBS)
-@pytest.mark.parametrize(
-    "answer,exc_name,text",
-    [
-        (
-            b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n",
-            "InvalidStatus",
-            "server rejected WebSocket connection: HTTP 404",
-        ),
-        (b"", "InvalidMessage", "did not receive a valid HTTP response"),
-        (
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-            "InvalidUpgrade",
-            "missing Connection header",
-        ),
-    ],
-)
+@pytest.mark.parametrize("answer,exc_name,text", [
+    (b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", "InvalidStatus",
+     "server rejected WebSocket connection: HTTP 404"),
+    (b"", "InvalidMessage", "did not receive a valid HTTP response"),
+    (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "InvalidUpgrade",
+     "missing Connection header"),
+])
 async def test_handshake_errors(lib: str, answer: bytes, exc_name: str, text: str) -> None:
     server, uri = await start_raw_http(answer)
     async with server:
@@ -235,9 +216,8 @@ async def test_handshake_errors(lib: str, answer: bytes, exc_name: str, text: st
             await LIBS[lib].connect(uri)
     assert type(info.value).__name__ == exc_name
     assert str(info.value) == text
-    assert isinstance(
-        info.value, InvalidHandshake if lib == "femtows" else websockets.exceptions.InvalidHandshake
-    )
+    assert isinstance(info.value, InvalidHandshake if lib == "femtows"
+                      else websockets.exceptions.InvalidHandshake)
     if exc_name == "InvalidMessage":
         assert isinstance(info.value.__cause__, EOFError)
 
@@ -265,18 +245,12 @@ async def test_open_timeout(lib: str) -> None:
 
 # -- redirects -----------------------------------------------------------------------------------
 
-
 async def test_redirects() -> None:
     seen: List[Any] = []
 
     async def handler(ws: Any) -> None:
-        seen.append(
-            (
-                ws.request.path,
-                ws.request.headers.get("Authorization"),
-                ws.request.headers.get("Cookie"),
-            )
-        )
+        seen.append((ws.request.path, ws.request.headers.get("Authorization"),
+                     ws.request.headers.get("Cookie")))
         await ws.wait_closed()
 
     target, target_uri = await ws_server(handler)
@@ -318,15 +292,13 @@ async def test_redirect_downgrade_refused() -> None:
 
 # -- transports ----------------------------------------------------------------------------------
 
-
 async def test_unix_connect(tls: Any) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "ws.sock")
         server = await websockets.asyncio.server.unix_serve(echo, path, ssl=tls.server)
         async with server:
-            kwargs: dict[str, Any] = (
-                {"ssl": tls.client, "server_hostname": "localhost"} if tls.enabled else {}
-            )
+            kwargs: dict[str, Any] = {"ssl": tls.client, "server_hostname": "localhost"} \
+                if tls.enabled else {}
             async with fclient.unix_connect(path, **kwargs) as ws:
                 assert ws.request.headers["Host"] == "localhost"
                 await ws.send("unix")
@@ -344,9 +316,8 @@ async def test_sock_host_port_and_create_connection() -> None:
         async with fclient.connect("ws://example.invalid/", sock=sock) as ws:
             await ws.send("sock")
             assert await ws.recv() == "sock"
-        async with fclient.connect(
-            "ws://example.invalid/", host="127.0.0.1", port=port, create_connection=Custom
-        ) as ws:
+        async with fclient.connect("ws://example.invalid/", host="127.0.0.1", port=port,
+                                   create_connection=Custom) as ws:
             assert type(ws) is Custom
             assert ws.request.headers["Host"] == "example.invalid"
 

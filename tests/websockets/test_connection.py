@@ -38,10 +38,8 @@ LIBS = {"femtows": fclient.connect, "websockets": websockets.asyncio.client.conn
 
 # -- peers ---------------------------------------------------------------------------------------
 
-
-async def ws_server(
-    handler: Callable[[Any], Awaitable[None]], tls: Any = None, **kwargs: Any
-) -> tuple[Any, str]:
+async def ws_server(handler: Callable[[Any], Awaitable[None]], tls: Any = None,
+                    **kwargs: Any) -> tuple[Any, str]:
     """websockets' own server; returns (server, uri)."""
     ssl = tls.server if tls is not None else None
     server = await websockets.asyncio.server.serve(handler, "127.0.0.1", 0, ssl=ssl, **kwargs)
@@ -110,7 +108,6 @@ async def answer_close(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 # -- messages ------------------------------------------------------------------------------------
-
 
 async def test_echo_types(tls: Any) -> None:
     server, uri = await ws_server(echo, tls)
@@ -194,22 +191,19 @@ async def test_send_type_errors(lib: str) -> None:
         ws = await LIBS[lib](uri)
         with pytest.raises(TypeError, match="^data is a dict-like object$"):
             await ws.send({"a": 1})
-        with pytest.raises(
-            TypeError, match="^data must be str, bytes, iterable, or async iterable$"
-        ):
+        with pytest.raises(TypeError, match="^data must be str, bytes, iterable, or async "
+                                            "iterable$"):
             await ws.send(42)
         await ws.send([])  # an empty iterable sends nothing
         with pytest.raises(TypeError, match="^iterable must contain bytes or str$"):
             await ws.send([1, 2])
         assert ws.state is State.CLOSED or int(ws.state) == 3
-        with pytest.raises(
-            ConnectionClosed if lib == "femtows" else websockets.exceptions.ConnectionClosed
-        ) as info:
+        with pytest.raises(ConnectionClosed if lib == "femtows"
+                           else websockets.exceptions.ConnectionClosed) as info:
             await ws.send("x")
         # After failing the connection, its close frame reply is discarded, as websockets does.
-        assert str(info.value) == (
-            "sent 1011 (internal error) error in fragmented message; no close frame received"
-        )
+        assert str(info.value) == ("sent 1011 (internal error) error in fragmented message; "
+                                   "no close frame received")
         assert ws.close_code == 1006
     assert str(closes[0]) == "1011 (internal error) error in fragmented message"
 
@@ -238,11 +232,8 @@ async def test_recv_concurrency_error() -> None:
     async with server, fclient.connect(uri) as ws:
         task = asyncio.ensure_future(ws.recv())
         await asyncio.sleep(0)
-        with pytest.raises(
-            ConcurrencyError,
-            match="^cannot call recv while another coroutine "
-            "is already running recv or recv_streaming$",
-        ):
+        with pytest.raises(ConcurrencyError, match="^cannot call recv while another coroutine "
+                                                   "is already running recv or recv_streaming$"):
             await ws.recv()
         with pytest.raises(ConcurrencyError, match="^cannot call recv_streaming while another"):
             async for _ in ws.recv_streaming():
@@ -285,7 +276,6 @@ async def test_recv_cancellation_keeps_messages() -> None:
 
 # -- closing -------------------------------------------------------------------------------------
 
-
 async def test_client_close(tls: Any) -> None:
     server, uri = await ws_server(echo, tls)
     async with server:
@@ -306,9 +296,8 @@ async def test_client_close(tls: Any) -> None:
         await ws.wait_closed()
 
 
-@pytest.mark.parametrize(
-    "code,reason,ok", [(1000, "", True), (1001, "bye", True), (4000, "private", False)]
-)
+@pytest.mark.parametrize("code,reason,ok", [(1000, "", True), (1001, "bye", True),
+                                            (4000, "private", False)])
 async def test_server_close(code: int, reason: str, ok: bool) -> None:
     async def handler(ws: Any) -> None:
         await ws.send("last")
@@ -325,9 +314,8 @@ async def test_server_close(code: int, reason: str, ok: bool) -> None:
             with pytest.raises(ConnectionClosedError) as info:
                 async for message in ws:
                     messages.append(message)
-            assert str(info.value) == (
-                f"received {code} (private use) {reason}; then sent {code} (private use) {reason}"
-            )
+            assert str(info.value) == (f"received {code} (private use) {reason}; "
+                                       f"then sent {code} (private use) {reason}")
         assert messages == ["last"]
         assert ws.state is State.CLOSED
         assert (ws.close_code, ws.close_reason) == (code, reason)
@@ -389,9 +377,8 @@ async def test_close_during_fragmented_send(lib: str) -> None:
         gate.set()
         with pytest.raises(Exception) as info:
             await sender
-        assert str(info.value) == (
-            "sent 1011 (internal error) close during fragmented message; no close frame received"
-        )
+        assert str(info.value) == ("sent 1011 (internal error) close during fragmented "
+                                   "message; no close frame received")
 
 
 @pytest.mark.parametrize("raised", [False, True])
@@ -427,25 +414,15 @@ async def test_close_bad_codes() -> None:
 
 # -- limits and protocol errors ------------------------------------------------------------------
 
-
 @pytest.mark.parametrize("lib", LIBS)
-@pytest.mark.parametrize(
-    "max_size,frames,reason",
-    [
-        (1000, [(0x2, 1001, True)], "frame with 1001 bytes exceeds limit of 1000 bytes"),
-        (
-            1000,
-            [(0x2, 600, False), (0x0, 600, True)],
-            "frame with 600 bytes after reading 600 bytes exceeds limit of 1000 bytes",
-        ),
-        ((None, 500), [(0x1, 501, False)], "frame with 501 bytes exceeds limit of 500 bytes"),
-        (
-            (1000, 600),
-            [(0x1, 500, False), (0x0, 501, True)],
-            "frame with 501 bytes after reading 500 bytes exceeds limit of 1000 bytes",
-        ),
-    ],
-)
+@pytest.mark.parametrize("max_size,frames,reason", [
+    (1000, [(0x2, 1001, True)], "frame with 1001 bytes exceeds limit of 1000 bytes"),
+    (1000, [(0x2, 600, False), (0x0, 600, True)],
+     "frame with 600 bytes after reading 600 bytes exceeds limit of 1000 bytes"),
+    ((None, 500), [(0x1, 501, False)], "frame with 501 bytes exceeds limit of 500 bytes"),
+    ((1000, 600), [(0x1, 500, False), (0x0, 501, True)],
+     "frame with 501 bytes after reading 500 bytes exceeds limit of 1000 bytes"),
+])
 async def test_max_size(lib: str, max_size: Any, frames: List[Any], reason: str) -> None:
     sent: List[bytes] = []
 
@@ -460,7 +437,8 @@ async def test_max_size(lib: str, max_size: Any, frames: List[Any], reason: str)
         with pytest.raises(Exception) as info:
             await ws.recv()
         assert type(info.value).__name__ == "ConnectionClosedError"
-        assert str(info.value) == f"sent 1009 (message too big) {reason}; no close frame received"
+        assert str(info.value) == f"sent 1009 (message too big) {reason}; no close frame " \
+                                  f"received"
         assert sent == [(1009).to_bytes(2, "big") + reason.encode()]
 
 
@@ -492,9 +470,8 @@ async def test_invalid_utf8_in_binary_decoded(lib: str) -> None:
         with pytest.raises(Exception) as info:
             await ws.recv(decode=True)
         reason = "invalid start byte at position 1"
-        assert str(info.value) == (
-            f"sent 1007 (invalid frame payload data) {reason}; no close frame received"
-        )
+        assert str(info.value) == (f"sent 1007 (invalid frame payload data) {reason}; "
+                                   f"no close frame received")
         assert isinstance(info.value.__cause__, UnicodeDecodeError)
 
 
@@ -516,9 +493,8 @@ async def test_too_many_fragments(lib: str, count: int, ok: bool) -> None:
             return
         with pytest.raises(Exception) as info:
             await ws.recv()
-        assert str(info.value) == (
-            "sent 1009 (message too big) too many fragments; no close frame received"
-        )
+        assert str(info.value) == ("sent 1009 (message too big) too many fragments; "
+                                   "no close frame received")
         assert type(info.value.__cause__).__name__ == "TooManyFragments"
         assert str(info.value.__cause__) == "fragmented message exceeds limit of 4096 frames"
 
@@ -587,7 +563,6 @@ async def _send_many(ws: Any, chunk: bytes, count: int) -> None:
 
 # -- ping / pong / keepalive ---------------------------------------------------------------------
 
-
 async def test_ping_latency_and_duplicates() -> None:
     server, uri = await ws_server(echo)
     async with server, fclient.connect(uri) as ws:
@@ -596,9 +571,8 @@ async def test_ping_latency_and_duplicates() -> None:
         latency = await waiter
         assert isinstance(latency, float) and latency >= 0 and ws.latency == latency
         w1 = await ws.ping("same")
-        with pytest.raises(
-            ConcurrencyError, match="^already waiting for a pong with the same data$"
-        ):
+        with pytest.raises(ConcurrencyError, match="^already waiting for a pong with the same "
+                                                   "data$"):
             await ws.ping(b"same")
         await w1
         with pytest.raises(TypeError, match="^data must be str or bytes-like$"):
@@ -637,9 +611,8 @@ async def test_keepalive_timeout(lib: str) -> None:
         ws = await LIBS[lib](uri, ping_interval=0.05, ping_timeout=0.1)
         with pytest.raises(Exception) as info:
             await ws.recv()
-        assert str(info.value) == (
-            "sent 1011 (internal error) keepalive ping timeout; no close frame received"
-        )
+        assert str(info.value) == ("sent 1011 (internal error) keepalive ping timeout; "
+                                   "no close frame received")
         assert ws.close_code == 1006
 
 
@@ -655,7 +628,6 @@ async def test_keepalive_keeps_connection() -> None:
 
 
 # -- attributes ----------------------------------------------------------------------------------
-
 
 async def test_attributes(tls: Any, caplog: pytest.LogCaptureFixture) -> None:
     server, uri = await ws_server(echo, tls)
@@ -678,7 +650,6 @@ async def test_attributes(tls: Any, caplog: pytest.LogCaptureFixture) -> None:
 
 
 # -- broadcast -----------------------------------------------------------------------------------
-
 
 async def test_broadcast(caplog: pytest.LogCaptureFixture) -> None:
     got: List[Any] = []
@@ -719,4 +690,5 @@ async def test_broadcast(caplog: pytest.LogCaptureFixture) -> None:
         await sender
         await a.close()
         await b.close()
-    assert sorted(map(repr, got)) == sorted(map(repr, ["hi", "hi", b"raw", b"as-bytes", "z", "xy"]))
+    assert sorted(map(repr, got)) == sorted(map(repr, ["hi", "hi", b"raw", b"as-bytes", "z",
+                                                       "xy"]))
