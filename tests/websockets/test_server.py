@@ -695,3 +695,34 @@ async def test_process_request_runs_for_http_1_0_and_post() -> None:
     assert refused.body == (
         b"Failed to open a WebSocket connection: unsupported HTTP version: HTTP/1.0.\n"
     )
+
+
+@pytest.mark.parametrize("how", ["client-leaves", "open-timeout"])
+async def test_pending_async_hook_is_cancelled(how: str) -> None:
+    entered = asyncio.Event()
+    cancelled = asyncio.Event()
+    connections: list[ServerConnection] = []
+
+    async def hook(connection: ServerConnection, request: Request) -> None:
+        connections.append(connection)
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    timeout = 0.2 if how == "open-timeout" else 10
+    async with running(echo, process_request=hook, open_timeout=timeout) as (server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(upgrade())
+        await entered.wait()
+        if how == "client-leaves":
+            writer.transport.abort()
+        else:
+            assert await read_until_eof(reader) == b""  # dropped without an answer
+            writer.close()
+        await asyncio.wait_for(cancelled.wait(), 5)
+        await asyncio.wait_for(connections[0].wait_closed(), 5)
+        assert connections[0].state is State.CLOSED
+        assert server.connections == set()
