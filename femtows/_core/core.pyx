@@ -1119,6 +1119,10 @@ cdef class WSProtocolCore:
         if t is None:
             return
         t._disconnected = True
+        # Break the transport -> protocol reference cycle: the protocol and its read buffer are
+        # freed as soon as the event loop lets go of it, not at the next full GC (which let
+        # hundreds of closed connections' buffers pile up under connection churn).
+        t._protocol = None
         if t._close_timer is not None:
             t._close_timer.cancel()
             t._close_timer = None
@@ -1773,6 +1777,13 @@ class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):
     Deriving from asyncio.BufferedProtocol is what makes both asyncio and uvloop use the
     zero-copy get_buffer/buffer_updated path.
     """
+
+
+def _buffer_sizes(WSTransport transport):
+    """Tests and load runs: (read buffer bytes allocated, write buffer bytes allocated) of the
+    connection behind ``transport``."""
+    cdef WSProtocolCore proto = <WSProtocolCore>transport._protocol
+    return (proto._rcap, transport._wbuf_cap)
 
 
 def mask_impl():
