@@ -29,6 +29,9 @@ from femtows import WSFrame, WSListener, WSMsgType, WSTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 MiB = 1024 * 1024
+# A connection's read buffer at rest (16 KiB + the 64-byte slack) and the bound of its write
+# buffer (16 KiB + header + 256): what every buffer must be back to after large messages.
+SMALL_BUFFER = 16 * 1024 + 256 + 14
 
 
 def raise_nofile() -> int:
@@ -340,15 +343,29 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
         def delivered(s: dict[str, Any], target: int = target) -> bool:
             return bool(s["messages"] >= target)
 
-        stats = await server.wait_for(delivered)
+        await server.wait_for(delivered)
+        # Sampled once the connections are idle and their buffers settled (femtows gives a
+        # grown read buffer back after READ_SHRINK_DELAY idle): RSS flat means nothing
+        # accumulates, not that no large message is in flight.
+        idle_at = time.monotonic()
+        max_rbuf = max_buffer = None
+        while True:
+            buffers = server.ask("buffers")["buffers"]
+            if buffers is None:
+                break
+            max_rbuf = max(b[0] for b in buffers)
+            max_buffer = max(max(b) for b in buffers)
+            if max_buffer <= SMALL_BUFFER or time.monotonic() - idle_at > 10:
+                break
+            await asyncio.sleep(0.1)
+        stats = server.ask("stats")
         stats["at"] = end_at
         stats["seconds"] = round(time.monotonic() - t0, 1)
-        buffers = server.ask("buffers")["buffers"]
-        stats["max_rbuf"] = max((b[0] for b in buffers), default=0) if buffers else None
+        stats["settle"] = round(time.monotonic() - idle_at, 2)
         points.append(stats)
         log(f"{end_at:>8} messages {stats['seconds']:>6}s: rss={mib(stats['rss'])} "
-            f"largest read buffer={stats['max_rbuf']} blocks={stats['blocks']} "
-            f"bad={len(bad)}+{stats['bad_messages']}")
+            f"(largest buffer {max_rbuf} B, {stats['settle']}s after the last message) "
+            f"blocks={stats['blocks']} bad={len(bad)}+{stats['bad_messages']}")
     seconds = time.monotonic() - t0
     end = points[-1]
     await asyncio.gather(*(close(t) for t, _ in clients))
@@ -367,7 +384,7 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
             failures.append(f"server RSS {mib(warm['rss'])} after {warm['at']} messages -> "
                             f"{mib(end['rss'])} at the end (> +{rss_tolerance:.1%})")
     if buffers is not None:
-        grown = [b for b in buffers if b[0] > 16 * 1024 + 64 or b[1] > 16 * 1024 + 256 + 14]
+        grown = [b for b in buffers if max(b) > SMALL_BUFFER]
         if grown:
             failures.append(f"{len(grown)} connections kept grown buffers: {grown[:5]}")
     return {"run": "soak", "messages": messages, "conns": conns, "seconds": round(seconds, 1),
