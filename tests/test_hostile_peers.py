@@ -15,6 +15,7 @@ import pytest
 import femtows
 from femtows import WSFrame, WSListener, WSMsgType, WSTransport
 from femtows._core.core import _buffer_sizes
+from tests.load.hostile import FakeTransport, Sink, feed, new_protocol
 from tests.utils import (
     RAW_ACCEPT,
     EchoListener,
@@ -26,7 +27,7 @@ from tests.utils import (
 )
 
 INIT_READ_BUFFER = 16 * 1024 + 64  # read_buffer_init_size's default + the slack
-SMALL_WRITE_BUFFER = 16 * 1024 + 14 + 256
+HEADER_WRITE_BUFFER = 14 + 256  # a server's write buffer over TCP: headers only
 
 
 def rss() -> int:
@@ -119,7 +120,7 @@ async def test_never_reading_peer_gets_backpressure() -> None:
         queued = t.underlying_transport.get_write_buffer_size()
         assert high < queued <= high + len(chunk) + 14
         read_cap, write_cap = _buffer_sizes(t)
-        assert read_cap == INIT_READ_BUFFER and write_cap <= SMALL_WRITE_BUFFER
+        assert read_cap == INIT_READ_BUFFER and write_cap <= HEADER_WRITE_BUFFER
         # The peer reads everything that was sent: the transport drains, writing resumes.
         expected = sent * (len(chunk) + 10)
         received = 0
@@ -234,6 +235,27 @@ async def test_frame_trickled_one_byte_at_a_time() -> None:
         writer.close()
     finally:
         server.close()
+
+
+async def test_head_and_frame_one_byte_per_read() -> None:
+    """Straight into the protocol, one byte per read (no kernel to coalesce them): the upgrade
+    request is answered once complete (the CRLFCRLF search resumes across reads, so it is
+    found wherever the reads split it) and the frame is delivered once, intact."""
+    sink = Sink()
+    transport = FakeTransport()
+    proto = new_protocol(sink, transport)
+    request = raw_upgrade_request(extra=b"X-Filler: " + b"f" * 3000 + b"\r\n")
+    for i in range(len(request)):
+        assert transport.written == []
+        feed(proto, request[i:i + 1])
+    assert len(transport.written) == 1 and transport.written[0].startswith(b"HTTP/1.1 101")
+    payload = b"0123456789" * 2000
+    frame = encode_frame(0x1, payload)
+    for i in range(len(frame)):
+        assert sink.frames == 0
+        feed(proto, frame[i:i + 1])
+    assert (sink.frames, sink.payload) == (1, payload)
+    proto.connection_lost(None)
 
 
 @pytest.mark.parametrize(("length", "code"), [(2**63 - 1, 1009), (2**63, 1002),

@@ -978,6 +978,7 @@ cdef class WSProtocolCore:
         size_t _rend           # end of received data
         size_t _rneed          # end of a frame that is still arriving (room made for it), or 0
         size_t _rinit          # the initial _rcap, restored by _on_shrink_timer
+        size_t _head_scanned   # bytes of the HTTP head already searched for CRLFCRLF
         object _shrink_timer
 
         # message state (fragmentation and UTF-8)
@@ -1302,13 +1303,19 @@ cdef class WSProtocolCore:
         """The HTTP head (through CRLFCRLF) once complete, else None; enforces the size limit."""
         cdef size_t avail = self._rend - self._rstart
         cdef const char *start = self._rbuf + self._rstart
-        cdef const char *end = <const char *>memmem(start, avail, b"\r\n\r\n", 4)
+        # The search resumes where the previous read left it (3 bytes back: CRLFCRLF may
+        # straddle two reads), so a head trickled byte by byte costs O(n), not O(n^2).
+        cdef size_t skip = self._head_scanned - 3 if self._head_scanned > 3 else 0
+        cdef const char *end = <const char *>memmem(start + skip, avail - skip,
+                                                    b"\r\n\r\n", 4)
         cdef size_t head_len
         if end == NULL:
+            self._head_scanned = avail
             if avail > self._max_head_size:
                 raise _HeadTooLarge()
             return None
         head_len = <size_t>(end - start) + 4
+        self._head_scanned = 0
         if head_len > self._max_head_size:
             raise _HeadTooLarge()
         self._rstart += head_len
