@@ -1126,19 +1126,15 @@ cdef class WSProtocolCore:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
-        if self._ping_timer is not None:
-            self._ping_timer.cancel()
-            self._ping_timer = None
         if self._shrink_timer is not None:
             self._shrink_timer.cancel()
             self._shrink_timer = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
         if t is None:
             return
         t._disconnected = True
-        # Break the transport -> protocol reference cycle: the protocol and its read buffer are
-        # freed as soon as the event loop lets go of it, not at the next full GC (which let
-        # hundreds of closed connections' buffers pile up under connection churn).
-        t._protocol = None
         if t._close_timer is not None:
             t._close_timer.cancel()
             t._close_timer = None
@@ -1161,6 +1157,10 @@ cdef class WSProtocolCore:
                     t._store_exception(e)
         if not t.disconnected_future.done():
             t.disconnected_future.set_result(None)
+        # Break the transport -> protocol reference cycle: the protocol and its read buffer are
+        # freed as soon as the event loop lets go of it, not at the next full GC (which let
+        # hundreds of closed connections' buffers pile up under connection churn).
+        t._protocol = None
 
     def eof_received(self):
         # Returning False lets the transport close itself: after the peer's FIN there is
