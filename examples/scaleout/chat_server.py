@@ -153,6 +153,7 @@ class Hub:
         self._pending_event = asyncio.Event()
         self._paused_readers: Set[ChatClient] = set()
         self.broker_up = False
+        self.subscribed = asyncio.Event()  # set at the first successful subscription
         self.down_since: Optional[float] = None
         self.unpublished = 0  # local messages that could not be published in this outage
         self.slow_kicked = 0
@@ -170,6 +171,8 @@ class Hub:
             return
         self.clients.add(client)
         self._targets = None
+        if not self.broker_up and client.transport is not None:
+            client.transport.send(TEXT, BROKER_DOWN)
 
     def leave(self, client: ChatClient) -> None:
         if client in self.clients:
@@ -283,6 +286,7 @@ class Hub:
 
     def _up(self) -> None:
         self.broker_up = True
+        self.subscribed.set()
         if self.down_since is None:
             log.info("worker %d: subscribed to %r on %s", self.worker_id, self.channel,
                      self.redis_url)
@@ -360,9 +364,24 @@ async def run_worker(args: argparse.Namespace, worker_id: int) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    # Our stdin is a pipe from the supervisor: EOF means it is gone (even SIGKILLed).
+    stdin = sys.stdin.fileno()
+
+    def on_stdin() -> None:
+        if not os.read(stdin, 512):
+            loop.remove_reader(stdin)
+            stop.set()
+
+    loop.add_reader(stdin, on_stdin)
     server = await ws_create_server(hub.new_client, args.host, args.port, reuse_port=True,
                                     max_frame_size=args.max_message, close_timeout=2)
     broker = asyncio.ensure_future(hub.run_broker())
+    # Ready once subscribed, so that a client connected after LISTENING gets every broadcast;
+    # a Redis still down after 10 s does not keep us from serving (clients are told).
+    try:
+        await asyncio.wait_for(hub.subscribed.wait(), 10)
+    except asyncio.TimeoutError:
+        log.warning("worker %d: serving without redis for now", worker_id)
     print(f"WORKER {worker_id} READY", flush=True)
     await stop.wait()
 
@@ -423,8 +442,9 @@ def supervise(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop_all)
     signal.signal(signal.SIGALRM, kill_all)
     for i in range(args.workers):
-        workers[i] = subprocess.Popen([*argv, "--worker-id", str(i)], stdout=subprocess.PIPE,
-                                      text=True)
+        # stdin: a pipe we never write to; the worker stops when it closes (we died).
+        workers[i] = subprocess.Popen([*argv, "--worker-id", str(i)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, text=True)
     for i, proc in workers.items():
         assert proc.stdout is not None
         if proc.stdout.readline().strip() != f"WORKER {i} READY":
