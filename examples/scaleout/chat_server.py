@@ -86,7 +86,13 @@ class ChatClient(WSListener):
         self.transport = transport
         # The bounded per-connection queue: what the kernel's socket buffer cannot take waits
         # in the transport's buffer; past `high` bytes pause_writing() fires (policy below).
-        transport.underlying_transport.set_write_buffer_limits(high=self.hub.max_client_buffer)
+        # A fixed SO_SNDBUF keeps the kernel's share bounded too (autotuning lets it grow to
+        # net.ipv4.tcp_wmem's maximum, 4 MiB by default, per connection).
+        underlying = transport.underlying_transport
+        underlying.set_write_buffer_limits(high=self.hub.max_client_buffer)
+        sock = underlying.get_extra_info("socket")
+        if self.hub.sndbuf and sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.hub.sndbuf)
         transport.send(TEXT, json.dumps({
             "type": "hello", "node": self.hub.node, "worker": self.hub.worker_id,
             "pid": os.getpid(), "client": self.client_id}))
@@ -144,6 +150,7 @@ class Hub:
         self.redis_url: str = args.redis
         self.channel: str = args.channel
         self.max_client_buffer: int = args.max_client_buffer
+        self.sndbuf: int = args.sndbuf
         self.max_message: int = args.max_message
         self.max_pending: int = args.max_pending
         self.clients: Set[ChatClient] = set()
@@ -419,7 +426,7 @@ def supervise(args: argparse.Namespace) -> int:
     port = reserved.getsockname()[1]
     argv = [sys.executable, os.path.abspath(__file__), "--host", args.host, "--port", str(port),
             "--redis", args.redis, "--channel", args.channel, "--node", args.node,
-            "--max-client-buffer", str(args.max_client_buffer),
+            "--max-client-buffer", str(args.max_client_buffer), "--sndbuf", str(args.sndbuf),
             "--max-message", str(args.max_message), "--max-pending", str(args.max_pending),
             "--loop", args.loop, *(["--verbose"] if args.verbose else [])]
     workers: Dict[int, subprocess.Popen[str]] = {}
@@ -483,6 +490,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="this machine's name in client ids (default: hostname)")
     parser.add_argument("--max-client-buffer", type=int, default=1 << 20,
                         help="bytes queued for one client before it is closed as slow (1008)")
+    parser.add_argument("--sndbuf", type=int, default=256 << 10,
+                        help="SO_SNDBUF of client sockets (the kernel doubles it); 0: autotuned")
     parser.add_argument("--max-message", type=int, default=64 << 10,
                         help="largest client message in bytes (1009 above)")
     parser.add_argument("--max-pending", type=int, default=10_000,

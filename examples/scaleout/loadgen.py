@@ -2,6 +2,8 @@
 
     python examples/scaleout/loadgen.py --url ws://127.0.0.1:8765/ \\
         --clients 2000 --rate 1000 --duration 20 --procs 2
+    python examples/scaleout/loadgen.py --start-workers 4 ...   # also starts redis-server
+                                                                # and chat_server.py
 
 ``--procs`` receiver processes hold ``--clients`` connections between them (spread over the
 server's workers by SO_REUSEPORT); one more connection publishes ``--rate`` messages/s for
@@ -26,9 +28,13 @@ import asyncio
 import json
 import multiprocessing
 import os
+import signal
+import subprocess
+import sys
 import time
 from array import array
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Set
 
 from femtows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
@@ -197,7 +203,7 @@ def percentile(sorted_values: List[int], q: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--url", required=True)
+    parser.add_argument("--url", help="the chat server (ws://host:port/)")
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=1000, help="messages/s published")
     parser.add_argument("--duration", type=float, default=20, help="seconds of publishing")
@@ -208,7 +214,49 @@ def main() -> int:
                         help="seconds to wait for END after the last send")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="uvloop",
                         help="event loop of the receivers and the publisher")
+    parser.add_argument("--start-workers", type=int, default=0,
+                        help="start redis-server (scripts/redis/run.py) and chat_server.py "
+                             "with this many workers (--loop) instead of using --url")
     args = parser.parse_args()
+    if args.start_workers:
+        return with_local_server(args)
+    if not args.url:
+        parser.error("--url or --start-workers is required")
+    return run(args)
+
+
+def with_local_server(args: argparse.Namespace) -> int:
+    """Start redis-server and chat_server.py on 127.0.0.1, run the load, stop both."""
+    here = Path(__file__).resolve().parent
+    redis_run = subprocess.Popen(
+        [sys.executable, str(here.parents[1] / "scripts" / "redis" / "run.py"), "serve"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert redis_run.stdout is not None and redis_run.stdin is not None
+    try:
+        redis_url = json.loads(redis_run.stdout.readline())["url"]
+        server = subprocess.Popen(
+            [sys.executable, str(here / "chat_server.py"), "--port", "0", "--workers",
+             str(args.start_workers), "--redis", redis_url, "--loop", args.loop],
+            stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None
+        try:
+            line = server.stdout.readline()
+            if not line.startswith("LISTENING "):
+                print("chat_server.py did not start")
+                return 1
+            args.url = f"ws://127.0.0.1:{line.split()[1]}/"
+            print(f"started redis-server ({redis_url}) and chat_server.py with "
+                  f"{args.start_workers} workers ({args.loop}) at {args.url}", flush=True)
+            return run(args)
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    finally:
+        redis_run.stdin.close()
+        redis_run.wait(30)
+
+
+def run(args: argparse.Namespace) -> int:
 
     ctx = multiprocessing.get_context("spawn")
     pipes = []
