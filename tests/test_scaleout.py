@@ -162,6 +162,7 @@ class Client(WSListener):
         self.errors: list[str] = []
         self.close_code: Optional[int] = None
         self.close_reason = ""
+        self.frames = 0
         self.changed = asyncio.Event()
         self.gone = asyncio.Event()
 
@@ -170,16 +171,19 @@ class Client(WSListener):
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         if frame.msg_type == WSMsgType.TEXT:
-            message = json.loads(frame.get_payload_as_utf8_text())
-            kind = message["type"]
-            if kind == "hello":
-                self.hello = message
-            elif kind == "msg":
-                self.msgs.append((message["from"], message["text"]))
-            elif kind == "notice":
-                self.notices.append(message["event"])
-            elif kind == "error":
-                self.errors.append(message["error"])
+            self.frames += 1
+            # Broadcasts that reached the worker together come in one message, one per line.
+            for line in frame.get_payload_as_utf8_text().split("\n"):
+                message = json.loads(line)
+                kind = message["type"]
+                if kind == "hello":
+                    self.hello = message
+                elif kind == "msg":
+                    self.msgs.append((message["from"], message["text"]))
+                elif kind == "notice":
+                    self.notices.append(message["event"])
+                elif kind == "error":
+                    self.errors.append(message["error"])
         elif frame.msg_type == WSMsgType.CLOSE:
             self.close_code = frame.get_close_code()
             self.close_reason = (frame.get_close_message() or b"").decode()

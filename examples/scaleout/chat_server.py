@@ -14,7 +14,10 @@ semantics, outage and slow-client policy: docs/scaling.md.
 What a client sees (TEXT, JSON):
 
 - on connect: ``{"type": "hello", "node": ..., "worker": 2, "pid": ..., "client": "host/2-17"}``
-- each broadcast, including its own: ``{"type": "msg", "from": "host/2-17", "text": "..."}``
+- each broadcast, including its own: ``{"type": "msg", "from": "host/2-17", "text": "..."}``;
+  broadcasts that reach a worker together (under load) come as one TEXT message holding
+  several such envelopes separated by ``\\n`` (JSON never contains a raw newline);
+  ``--no-coalesce`` sends one TEXT message per broadcast;
 - ``{"type": "error", "error": "broker unavailable: message not delivered"}`` when it sent a
   message while Redis was unreachable (that message was dropped, not queued);
 - ``{"type": "notice", "event": "broker_down"}`` and ``{"type": "notice", "event":
@@ -70,6 +73,7 @@ NOT_DELIVERED = json.dumps({"type": "error",
 BROKER_DOWN = json.dumps({"type": "notice", "event": "broker_down"}).encode()
 BACKOFF_MIN, BACKOFF_MAX = 0.05, 2.0  # seconds between reconnection attempts (doubling, jitter)
 PUBLISH_BATCH = 512  # PUBLISH commands per pipeline round trip
+COALESCE_BYTES = 16 << 10  # broadcasts coalesced into one TEXT message, at most about this much
 
 
 class ChatClient(WSListener):
@@ -164,6 +168,12 @@ class Hub:
         self.down_since: Optional[float] = None
         self.unpublished = 0  # local messages that could not be published in this outage
         self.slow_kicked = 0
+        self.coalesce: bool = args.coalesce
+        self._batch: List[bytes] = []
+        self._batch_bytes = 0
+        self._flush_scheduled = False
+        self.broadcasts = 0  # received from Redis (when coalescing) ...
+        self.frames = 0  # ... and the TEXT messages they went out in
         self.stopping = False
 
     # -- clients ----------------------------------------------------------------------------
@@ -200,8 +210,32 @@ class Hub:
 
     # -- the hot paths ------------------------------------------------------------------------
 
+    def on_broadcast(self, envelope: bytes) -> None:
+        """A broadcast from Redis. Coalesced with the others Redis already delivered with it:
+        they go out after the relay has parsed everything buffered, as one TEXT message of
+        newline-separated envelopes (one frame and one syscall per client for the lot)."""
+        if not self.coalesce:
+            self.fanout(envelope)
+            return
+        self._batch.append(envelope)
+        self._batch_bytes += len(envelope)
+        if self._batch_bytes >= COALESCE_BYTES:
+            self.flush_batch()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_batch)
+
+    def flush_batch(self) -> None:
+        self._flush_scheduled = False
+        batch = self._batch
+        if batch:
+            self._batch, self._batch_bytes = [], 0
+            self.fanout(batch[0] if len(batch) == 1 else b"\n".join(batch))
+            self.broadcasts += len(batch)
+            self.frames += 1
+
     def fanout(self, envelope: bytes) -> None:
-        """One broadcast from Redis to every local client: one send() each, no task, no copy."""
+        """One TEXT message to every local client: one send() each, no task, no copy."""
         targets = self._targets
         if targets is None:
             targets = self._targets = tuple(c.transport for c in self.clients
@@ -267,11 +301,11 @@ class Hub:
             backoff = min(backoff * 2, BACKOFF_MAX)
 
     async def _relay(self, pubsub: Any) -> None:
-        fanout = self.fanout
+        on_broadcast = self.on_broadcast
         while True:
             message = await pubsub.get_message(timeout=None)
             if message is not None and message["type"] == "message":
-                fanout(message["data"])
+                on_broadcast(message["data"])
 
     async def _publisher(self, client: Any) -> None:
         while True:
@@ -306,6 +340,7 @@ class Hub:
             self.worker_id, self.channel, down_s, len(self.clients), self.unpublished)
         self.down_since = None
         self.unpublished = 0
+        self.flush_batch()
         self.fanout(json.dumps({"type": "notice", "event": "broker_back",
                                 "down_s": round(down_s, 3)}).encode())
 
@@ -319,6 +354,7 @@ class Hub:
             log.warning("worker %d: redis unavailable (%s: %s); reconnecting with backoff up "
                         "to %.1f s", self.worker_id, type(exc).__name__, exc, BACKOFF_MAX)
         if was_up:
+            self.flush_batch()
             self.fanout(BROKER_DOWN)
 
     async def flush(self, timeout: float) -> None:
@@ -406,7 +442,8 @@ async def run_worker(args: argparse.Namespace, worker_id: int) -> None:
         await asyncio.wait([asyncio.ensure_future(t.wait_disconnected()) for t in clients],
                            timeout=3)
     log.info("worker %d: shut down, %d clients closed with 1001, %d slow clients were "
-             "disconnected during the run", worker_id, len(clients), hub.slow_kicked)
+             "disconnected during the run, %d broadcasts went out in %d TEXT messages",
+             worker_id, len(clients), hub.slow_kicked, hub.broadcasts, hub.frames)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -428,7 +465,8 @@ def supervise(args: argparse.Namespace) -> int:
             "--redis", args.redis, "--channel", args.channel, "--node", args.node,
             "--max-client-buffer", str(args.max_client_buffer), "--sndbuf", str(args.sndbuf),
             "--max-message", str(args.max_message), "--max-pending", str(args.max_pending),
-            "--loop", args.loop, *(["--verbose"] if args.verbose else [])]
+            "--loop", args.loop, *([] if args.coalesce else ["--no-coalesce"]),
+            *(["--verbose"] if args.verbose else [])]
     workers: Dict[int, subprocess.Popen[str]] = {}
     stopping = False
 
@@ -496,6 +534,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="largest client message in bytes (1009 above)")
     parser.add_argument("--max-pending", type=int, default=10_000,
                         help="messages waiting for PUBLISH before senders stop being read")
+    parser.add_argument("--no-coalesce", dest="coalesce", action="store_false",
+                        help="one TEXT message per broadcast, even when Redis delivered many "
+                             "at once")
     parser.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     parser.add_argument("--verbose", action="store_true", help="femtows's per-connection logs")
     parser.add_argument("--worker-id", type=int, default=None, help=argparse.SUPPRESS)

@@ -59,16 +59,20 @@ class Subscriber(WSListener):
         if frame.msg_type == WSMsgType.TEXT:
             data = frame.get_payload_as_bytes()
             if data.startswith(MSG_PREFIX):
+                # One or more envelopes, one per line (the server coalesces under load).
+                self.shared.frames += 1
+                count = data.count(b"\n") + 1
                 if data.endswith(END_SUFFIX):
                     self.done = True
                     self.shared.client_done()
-                    return
-                self.received += 1
-                if self.probe:
-                    now = time.monotonic_ns()
-                    sent = int(data[data.rindex(b" ") + 1:-2])
-                    self.shared.latencies_us.append((now - sent) // 1000)
-                self.shared.last_ns = time.monotonic_ns() if not self.probe else now
+                    count -= 1
+                self.received += count
+                now = time.monotonic_ns()
+                if self.probe and count:
+                    latencies = self.shared.latencies_us
+                    for line in data.split(b"\n")[:count]:
+                        latencies.append((now - int(line[line.rindex(b" ") + 1:-2])) // 1000)
+                self.shared.last_ns = now
             elif data.startswith(b'{"type": "hello"'):
                 self.worker_pid = int(json.loads(data)["pid"])
         elif frame.msg_type == WSMsgType.CLOSE:
@@ -90,6 +94,7 @@ class Receiver:
         self.clients: List[Subscriber] = []
         self.latencies_us = array("q")
         self.last_ns = 0
+        self.frames = 0
         self.remaining = count
         self.all_done = asyncio.Event()
         self.probe_every = probe_every
@@ -146,7 +151,7 @@ def receiver_main(url: str, count: int, probe_every: int, offset: int, drain: fl
             if c.close_code is not None:
                 codes[str(c.close_code)] = codes.get(str(c.close_code), 0) + 1
         pipe.send({"received": [c.received for c in receiver.clients], "codes": codes,
-                   "cpu": time.process_time() - cpu0,
+                   "cpu": time.process_time() - cpu0, "frames": receiver.frames,
                    "last_ns": receiver.last_ns, "latencies_us": receiver.latencies_us.tobytes()})
 
     loop = _new_loop(loop_kind)
@@ -217,6 +222,9 @@ def main() -> int:
     parser.add_argument("--start-workers", type=int, default=0,
                         help="start redis-server (scripts/redis/run.py) and chat_server.py "
                              "with this many workers (--loop) instead of using --url")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="with --start-workers: an extra chat_server.py argument "
+                             "(repeatable), e.g. --server-arg=--no-coalesce")
     args = parser.parse_args()
     if args.start_workers:
         return with_local_server(args)
@@ -236,7 +244,8 @@ def with_local_server(args: argparse.Namespace) -> int:
         redis_url = json.loads(redis_run.stdout.readline())["url"]
         server = subprocess.Popen(
             [sys.executable, str(here / "chat_server.py"), "--port", "0", "--workers",
-             str(args.start_workers), "--redis", redis_url, "--loop", args.loop],
+             str(args.start_workers), "--redis", redis_url, "--loop", args.loop,
+             *args.server_arg],
             stdout=subprocess.PIPE, text=True)
         assert server.stdout is not None
         try:
@@ -316,6 +325,9 @@ def run(args: argparse.Namespace) -> int:
           f"{args.clients} subscribers: offered {args.rate * args.clients:,.0f} deliveries/s")
     print(f"delivered {delivered:,} ({delivered / elapsed:,.0f} messages/s over {elapsed:.1f} s "
           f"from first send to last receipt); lost {lost} deliveries; close codes {codes}")
+    frames = sum(r["frames"] for r in results)
+    print(f"broadcasts per TEXT message received (server-side coalescing): "
+          f"{delivered / max(1, frames):.2f}")
     print(f"fan-out latency (send -> receipt, {len(ordered):,} samples): "
           f"p50 {percentile(ordered, 0.50):.1f} ms, p99 {percentile(ordered, 0.99):.1f} ms, "
           f"max {percentile(ordered, 1.0):.1f} ms")
