@@ -442,5 +442,5 @@ def test_loadgen_smoke(redis_service: RedisService,
     assert out.returncode == 0, out.stderr
     print(out.stdout)
     assert "published 100 messages" in out.stdout, out.stdout
-    assert "delivered 2,000 (" in out.stdout and "lost 0 " in out.stdout, out.stdout
+    assert "delivered 2,000 (" in out.stdout and "missing 0 " in out.stdout, out.stdout
     assert "RSS per worker" in out.stdout

@@ -324,7 +324,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"published {sent} messages in {args.duration:.1f} s ({args.rate:.0f}/s offered), "
           f"{args.clients} subscribers: offered {args.rate * args.clients:,.0f} deliveries/s")
     print(f"delivered {delivered:,} ({delivered / elapsed:,.0f} messages/s over {elapsed:.1f} s "
-          f"from first send to last receipt); lost {lost} deliveries; close codes {codes}")
+          f"from first send to last receipt); missing {lost} deliveries (lost, or still "
+          f"queued when the drain ended); close codes {codes}")
     frames = sum(r["frames"] for r in results)
     print(f"broadcasts per TEXT message received (server-side coalescing): "
           f"{delivered / max(1, frames):.2f}")
