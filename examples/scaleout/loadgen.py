@@ -60,13 +60,13 @@ class Subscriber(WSListener):
             data = frame.get_payload_as_bytes()
             if data.startswith(MSG_PREFIX):
                 # One or more envelopes, one per line (the server coalesces under load).
-                self.shared.frames += 1
                 count = data.count(b"\n") + 1
                 if data.endswith(END_SUFFIX):
                     self.done = True
                     self.shared.client_done()
                     count -= 1
                 self.received += count
+                self.shared.frames += count > 0
                 now = time.monotonic_ns()
                 if self.probe and count:
                     latencies = self.shared.latencies_us
