@@ -389,7 +389,10 @@ def test_slow_subscriber_is_closed_with_1008_after_an_in_order_prefix(
         redis_service: RedisService, chat_factory: Callable[..., ChatService]) -> None:
     # One worker, a 64 KiB per-connection queue. The slow client stops reading; ~12 MiB of
     # broadcasts (far over any kernel socket buffers plus the queue) go to it meanwhile.
-    chat = chat_factory(redis_service.url, 1, "--max-client-buffer", str(64 << 10))
+    # --close-timeout 60: the slow client resumes reading only after the whole run; the
+    # default 5 s could abort its connection first under load (then it would see no 1008).
+    chat = chat_factory(redis_service.url, 1, "--max-client-buffer", str(64 << 10),
+                        "--close-timeout", "60")
     count, pad = 400, "x" * (30 << 10)
 
     async def scenario() -> None:

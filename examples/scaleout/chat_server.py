@@ -417,7 +417,8 @@ async def run_worker(args: argparse.Namespace, worker_id: int) -> None:
 
     loop.add_reader(stdin, on_stdin)
     server = await ws_create_server(hub.new_client, args.host, args.port, reuse_port=True,
-                                    max_frame_size=args.max_message, close_timeout=2)
+                                    max_frame_size=args.max_message,
+                                    close_timeout=args.close_timeout)
     broker = asyncio.ensure_future(hub.run_broker())
     # Ready once subscribed, so that a client connected after LISTENING gets every broadcast;
     # a Redis still down after 10 s does not keep us from serving (clients are told).
@@ -440,7 +441,7 @@ async def run_worker(args: argparse.Namespace, worker_id: int) -> None:
         transport.send_close(WSCloseCode.GOING_AWAY, b"server shutting down")
     if clients:
         await asyncio.wait([asyncio.ensure_future(t.wait_disconnected()) for t in clients],
-                           timeout=3)
+                           timeout=args.close_timeout)
     log.info("worker %d: shut down, %d clients closed with 1001, %d slow clients were "
              "disconnected during the run, %d broadcasts went out in %d TEXT messages",
              worker_id, len(clients), hub.slow_kicked, hub.broadcasts, hub.frames)
@@ -465,6 +466,7 @@ def supervise(args: argparse.Namespace) -> int:
             "--redis", args.redis, "--channel", args.channel, "--node", args.node,
             "--max-client-buffer", str(args.max_client_buffer), "--sndbuf", str(args.sndbuf),
             "--max-message", str(args.max_message), "--max-pending", str(args.max_pending),
+            "--close-timeout", str(args.close_timeout),
             "--loop", args.loop, *([] if args.coalesce else ["--no-coalesce"]),
             *(["--verbose"] if args.verbose else [])]
     workers: Dict[int, subprocess.Popen[str]] = {}
@@ -476,7 +478,8 @@ def supervise(args: argparse.Namespace) -> int:
         for proc in workers.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        signal.alarm(10)  # workers that have not exited by then get SIGKILL
+        # Workers that have not exited by then get SIGKILL.
+        signal.alarm(int(args.close_timeout) + 10)
 
     def kill_all(signum: int, frame: Any) -> None:
         for proc in workers.values():
@@ -530,6 +533,10 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
                         help="bytes queued for one client before it is closed as slow (1008)")
     parser.add_argument("--sndbuf", type=int, default=256 << 10,
                         help="SO_SNDBUF of client sockets (the kernel doubles it); 0: autotuned")
+    parser.add_argument("--close-timeout", type=float, default=5,
+                        help="seconds a closed client (slow, or at shutdown) gets to receive "
+                             "what is queued for it and the CLOSE before the connection is "
+                             "aborted")
     parser.add_argument("--max-message", type=int, default=64 << 10,
                         help="largest client message in bytes (1009 above)")
     parser.add_argument("--max-pending", type=int, default=10_000,
