@@ -14,6 +14,7 @@ notice, a message, a CLOSE), bounded by ``SCENARIO_TIMEOUT``.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import re
 import selectors
@@ -447,3 +448,59 @@ def test_loadgen_smoke(redis_service: RedisService,
     assert "published 100 messages" in out.stdout, out.stdout
     assert "delivered 2,000 (" in out.stdout and "missing 0 " in out.stdout, out.stdout
     assert "RSS per worker" in out.stdout
+
+
+def load_chat_server() -> Any:
+    """examples/scaleout/chat_server.py as a module (it is a script, not a package)."""
+    spec = importlib.util.spec_from_file_location("scaleout_chat_server", CHAT_SERVER)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send(self, msg_type: WSMsgType, message: bytes) -> None:
+        assert msg_type == WSMsgType.TEXT
+        self.sent.append(bytes(message))
+
+
+class FakeClient:
+    def __init__(self, transport: FakeTransport) -> None:
+        self.transport = transport
+
+
+@pytest.mark.parametrize("coalesce", [True, False])
+def test_broadcasts_that_arrive_together_go_out_as_one_message(coalesce: bool) -> None:
+    chat = load_chat_server()
+    args = chat.parse_args(["--redis", "redis://127.0.0.1:1/0",
+                            *([] if coalesce else ["--no-coalesce"])])
+
+    async def scenario() -> None:
+        hub = chat.Hub(args, 0)
+        transport = FakeTransport()
+        hub.clients.add(FakeClient(transport))
+        hub._targets = None
+        for i in range(3):  # what the relay parsed from one read, without yielding
+            hub.on_broadcast(json.dumps({"type": "msg", "n": i}).encode())
+        next_iteration = asyncio.get_running_loop().create_future()
+        asyncio.get_running_loop().call_soon(next_iteration.set_result, None)
+        await next_iteration  # the flush was scheduled first, so it has run
+        lines = [[json.loads(line)["n"] for line in frame.split(b"\n")]
+                 for frame in transport.sent]
+        assert lines == ([[0, 1, 2]] if coalesce else [[0], [1], [2]])
+        # Past COALESCE_BYTES a batch goes out at once; a notice never overtakes a batch.
+        transport.sent.clear()
+        big = json.dumps({"type": "msg", "n": "x" * chat.COALESCE_BYTES}).encode()
+        hub.on_broadcast(b'{"n": 0}')
+        hub.on_broadcast(big)
+        assert transport.sent == ([b'{"n": 0}\n' + big] if coalesce else [b'{"n": 0}', big])
+        hub.on_broadcast(b'{"n": 1}')
+        hub.broker_up = True
+        hub._down(ConnectionError("test"))
+        assert transport.sent[-2:] == [b'{"n": 1}', chat.BROKER_DOWN]
+
+    run(scenario())
