@@ -302,6 +302,30 @@ def test_broadcast_reaches_every_client_on_every_worker_once_in_order(
     assert chat.terminate() == 0
 
 
+def test_two_deployments_on_one_redis_act_as_one_service(
+        redis_service: RedisService, chat_factory: Callable[..., ChatService]) -> None:
+    # Two supervisors with their own ports and --node names stand for two machines.
+    machine_a = chat_factory(redis_service.url, 2, "--node", "a")
+    machine_b = chat_factory(redis_service.url, 2, "--node", "b")
+
+    async def scenario() -> None:
+        on_a = await connect_spread(machine_a.url, per_worker=1, workers=2)
+        on_b = await connect_spread(machine_b.url, per_worker=1, workers=2)
+        assert {c.hello["node"] for c in on_a} == {"a"} and {c.hello["node"] for c in on_b} == {"b"}
+        on_a[0].send("from a")
+        on_b[0].send("from b")
+        everyone = on_a + on_b
+        await asyncio.gather(*(c.wait_until(has_msgs(2)) for c in everyone))
+        for client in everyone:
+            assert sorted(client.msgs) == sorted([(on_a[0].hello["client"], "from a"),
+                                                  (on_b[0].hello["client"], "from b")])
+            assert client.msgs == everyone[0].msgs  # one global order across machines
+        await close_all(everyone)
+
+    run(scenario(), machine_a)
+    assert machine_a.terminate() == 0 and machine_b.terminate() == 0
+
+
 @pytest.mark.parametrize("outage", ["stop", "kill"])
 def test_redis_restart_mid_test_recovers_and_logs_what_was_lost(
         redis_service: RedisService, chat_factory: Callable[..., ChatService],
