@@ -472,14 +472,16 @@ cdef class WSTransport:
         cdef size_t total = head_len + body_len
         cdef bytes rest
         cdef char *dst
-        if self._disconnect_called or self._disconnected:
+        if self._disconnect_called or self._disconnected or self._t_is_closing():
+            # A closing transport (the connection broke; connection_lost is on its way) drops
+            # what it is given anyway: do not make it log a warning for every send.
             if self._debug:
                 self._logger.log(FEMTOWS_DEBUG_LL, "send after disconnect ignored")
             return 0
         # The direct send is only safe while the transport is open (uvloop closes the fd at
         # once on an error, connection_lost comes a loop iteration later, and the fd number may
-        # be reused meanwhile) and has nothing queued (ordering).
-        if self._can_send_direct():
+        # be reused meanwhile: checked above) and has nothing queued (ordering).
+        if self._fd >= 0 and self._t_write_buffer_size() == 0:
             with nogil:
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
             if <size_t>sent == total:
