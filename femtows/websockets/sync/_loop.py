@@ -28,6 +28,19 @@ def _serve(loop: asyncio.AbstractEventLoop) -> None:
     loop.run_forever()
 
 
+def _new_loop() -> asyncio.AbstractEventLoop:
+    # FEMTOWS_SYNC_LOOP=asyncio|uvloop (default: uvloop when installed).
+    choice = os.environ.get("FEMTOWS_SYNC_LOOP", "uvloop")
+    if choice == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()  # type: ignore[no-any-return]
+    return asyncio.new_event_loop()
+
+
 def get_loop() -> asyncio.AbstractEventLoop:
     """The shared loop, started on first use."""
     global _loop, _thread
@@ -36,7 +49,7 @@ def get_loop() -> asyncio.AbstractEventLoop:
         return loop
     with _lock:
         if _loop is None:
-            loop = asyncio.new_event_loop()
+            loop = _new_loop()
             thread = threading.Thread(
                 target=_serve, args=(loop,), name="femtows.websockets.sync", daemon=True
             )

@@ -21,6 +21,7 @@ from femtows.websockets.asyncio.client import ClientConnection as AsyncClientCon
 from femtows.websockets.asyncio.client import connect as _async_connect
 from femtows.websockets.client import backoff, process_exception
 from femtows.websockets.datastructures import HeadersLike
+from femtows.websockets.exceptions import InvalidStatus
 from femtows.websockets.http11 import USER_AGENT
 from femtows.websockets.sync import _loop
 from femtows.websockets.sync.connection import Connection
@@ -151,7 +152,14 @@ class reconnect:
 
     def connect(self) -> ClientConnection:
         """Open one connection (following redirects, within ``open_timeout``)."""
-        connection: AsyncClientConnection = _loop.run(self._connecter._connect())
+        try:
+            connection: AsyncClientConnection = _loop.run(self._connecter._connect())
+        except InvalidStatus as exc:
+            # websockets' threading client reads the body of a refusal into a bytearray.
+            body = exc.response.body
+            if isinstance(body, bytes):
+                exc.response.body = bytearray(body)
+            raise
         return self.create_connection(connection)
 
     def __enter__(self) -> ClientConnection:

@@ -480,5 +480,5 @@ def broadcast(
     if not isinstance(message, (str, bytes)):
         message = bytes(message)
     targets = [connection._conn for connection in connections]
-    _loop.call(_async_broadcast, targets, message, raise_exceptions)
+    _loop.call(lambda: _async_broadcast(targets, message, raise_exceptions=raise_exceptions))
 
