@@ -160,6 +160,16 @@ class reconnect:
             if isinstance(body, bytes):
                 exc.response.body = bytearray(body)
             raise
+        except TimeoutError as exc:
+            if str(exc) != "timed out during opening handshake":
+                raise
+            raise TimeoutError("timed out while waiting for handshake response") from None
+        except OSError as exc:
+            # socket.create_connection's error ("[Errno 111] Connection refused"), not the
+            # event loop's ("Connect call failed ('127.0.0.1', 1)").
+            if exc.errno is None or exc.strerror == os.strerror(exc.errno):
+                raise
+            raise type(exc)(exc.errno, os.strerror(exc.errno)) from None
         return self.create_connection(connection)
 
     def __enter__(self) -> ClientConnection:

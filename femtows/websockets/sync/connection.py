@@ -123,18 +123,25 @@ class Connection:
     @property
     def socket(self) -> Any:
         """The connection's socket (as the transport exposes it)."""
-        transport = self._conn.transport
-        return None if transport is None else transport.get_extra_info("socket")
+        return self._transport_info("socket")
 
     @property
     def local_address(self) -> Any:
         """Local address of the connection (``socket.getsockname()``)."""
-        return self._conn.local_address
+        return self._transport_info("sockname")
 
     @property
     def remote_address(self) -> Any:
         """Remote address of the connection (``socket.getpeername()``)."""
-        return self._conn.remote_address
+        return self._transport_info("peername")
+
+    def _transport_info(self, name: str) -> Any:
+        # Transports may only be used on their loop's thread (uvloop checks it).
+        def get() -> Any:
+            transport = self._conn.transport
+            return None if transport is None else transport.get_extra_info(name)
+
+        return get() if _loop.in_loop_thread() else _loop.call(get)
 
     @property
     def state(self) -> State:
@@ -401,6 +408,8 @@ class Connection:
 
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         """Wait until the connection is closed; return False if ``timeout`` elapsed first."""
+        if self._conn.connection_lost_waiter.done():
+            return True
         try:
             _loop.run(self._conn.wait_closed(), timeout)
         except TimeoutError:
