@@ -450,20 +450,29 @@ async def test_max_size(lib: str, max_size: Any, frames: List[Any], reason: str)
         assert sent == [(1009).to_bytes(2, "big") + reason.encode()]
 
 
-async def test_invalid_utf8() -> None:
+@pytest.mark.parametrize("lib", LIBS)
+@pytest.mark.parametrize("frames,reason", [
+    ([(0x1, b"\xff\xfe", True)], "invalid start byte at position 0"),
+    ([(0x1, b"ab\xc3", False), (0x0, b"(", True)], "invalid continuation byte at position 2"),
+    ([(0x1, b"ab", False), (0x0, b"\xe2\x82", True)], "unexpected end of data at position 2"),
+])
+async def test_invalid_utf8(lib: str, frames: List[Any], reason: str) -> None:
     async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(frame(0x1, b"ok"))
-        writer.write(frame(0x1, b"\xff\xfe"))
+        for opcode, payload, fin in frames:
+            writer.write(frame(opcode, payload, fin))
         await answer_close(reader, writer)
 
     server, uri = await raw_server(script)
     async with server:
-        ws = await fclient.connect(uri)
+        ws = await LIBS[lib](uri)
         assert await ws.recv() == "ok"
-        with pytest.raises(ConnectionClosedError) as info:
+        with pytest.raises(Exception) as info:
             await ws.recv()
-        assert info.value.sent == Close(1007, "invalid UTF-8 in a TEXT message")
-        assert info.value.rcvd is None and ws.close_code == 1006
+        assert str(info.value) == (f"sent 1007 (invalid frame payload data) {reason}; "
+                                   f"no close frame received")
+        assert isinstance(info.value.__cause__, UnicodeDecodeError)
+        assert ws.close_code == 1006
 
 
 @pytest.mark.parametrize("lib", LIBS)
@@ -793,3 +802,39 @@ async def test_keepalive_disabled_and_timeouts_none() -> None:
             await ws.send("x")
             assert await ws.recv() == "x"
         assert ws.close_code == 1000
+
+
+# -- DEBUG log -----------------------------------------------------------------------------------
+
+async def test_debug_log_lines_match_websockets(caplog: pytest.LogCaptureFixture) -> None:
+    server, uri = await ws_server(echo, compression=None)
+    logs = {}
+    async with server:
+        for lib in LIBS:
+            caplog.clear()
+            with caplog.at_level(logging.DEBUG, "websockets.client"):
+                async with LIBS[lib](uri, compression=None, ping_interval=None,
+                                     user_agent_header=None) as ws:
+                    await ws.send("hello")
+                    await ws.recv()
+                    await ws.send(b"\x00\x01")
+                    await ws.recv()
+                    await ws.send(["a", "b"])
+                    await ws.recv()
+                    await (await ws.ping(b"p"))
+            lines = []
+            for record in caplog.records:
+                if record.name != "websockets.client":
+                    continue
+                line = record.getMessage()
+                if line.startswith(("> Sec-WebSocket-Key", "< Sec-WebSocket-Accept", "< Date",
+                                    "> Host", "< Server")):
+                    line = line.split(":")[0]
+                lines.append(line)
+            logs[lib] = lines
+    # websockets' client also logs "> EOF" and "x half-closing TCP connection" after the
+    # server's FIN; femtows lets the server close (the core does not half-close).
+    expected = [line for line in logs["websockets"]
+                if line not in ("> EOF", "x half-closing TCP connection")]
+    assert logs["femtows"] == expected
+    assert "< TEXT 'hello' [5 bytes]" in expected

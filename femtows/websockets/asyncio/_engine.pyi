@@ -27,6 +27,7 @@ class Engine(WSListener):
     _drain_waiters: List[asyncio.Future[None]]
     _pending_pings: Dict[bytes, Tuple[asyncio.Future[float], float]]
     _handoff_op: int
+    _debug: bool
     def _put_back(self, entries: List[Tuple[int, bool, Any]]) -> None: ...
     async def _get_frame(self) -> Tuple[int, bool, Any]: ...
     @overload

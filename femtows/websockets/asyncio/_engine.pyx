@@ -19,9 +19,11 @@ is plain Python in ``connection.py``, which subclasses ``Engine``.
 """
 
 cimport cython
+from cpython.unicode cimport PyUnicode_DecodeUTF8
 from femtows._core.core cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 import asyncio
+import codecs
 import collections
 import os
 
@@ -40,6 +42,7 @@ cdef Py_ssize_t _max_fragments = MAX_FRAGMENTS
 
 cdef object _CancelledError = asyncio.CancelledError
 cdef object _deque = collections.deque
+cdef object _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
 
 
 class _StreamEnded(Exception):
@@ -47,7 +50,8 @@ class _StreamEnded(Exception):
 
 
 cdef inline object _convert(int op, object data, object decode):
-    # ``data`` is str for a complete TEXT message decoded on arrival, else bytes.
+    # ``data`` is str for TEXT decoded on arrival (bytes only after a recv(decode=False) that
+    # was cancelled put it back), bytes for BINARY.
     cdef bint want_text = (op == 1) if decode is None else bool(decode)
     if want_text:
         if type(data) is str:
@@ -86,6 +90,8 @@ cdef class Engine(WSListener):
     cdef public object _drain_waiters
     cdef public object _pending_pings
     cdef public int _handoff_op         # opcode of the message last handed to a recv()
+    cdef object _rx_decoder             # incremental UTF-8 decoder of a fragmented TEXT
+    cdef public bint _debug             # log every frame at DEBUG ("< ..." / "> ...")
 
     def __cinit__(self):
         self._frames = _deque()
@@ -107,9 +113,12 @@ cdef class Engine(WSListener):
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
         cdef int op = frame.msg_type
         cdef Py_ssize_t size
+        cdef Py_ssize_t before = 0
         cdef object fut
         cdef object data
         cdef object decode
+        if self._debug:
+            self._log_frame("<", op, frame.get_payload_as_bytes(), frame.fin)
         if op <= 2:
             if self._discard or self._state != S_OPEN:
                 return
@@ -118,6 +127,7 @@ cdef class Engine(WSListener):
                 if self._max_message >= 0 and self._rx_size + size > self._max_message:
                     self._too_big(size)
                     return
+                before = self._rx_size
                 self._rx_size += size
             if not frame.fin:
                 if op != 0:
@@ -137,9 +147,12 @@ cdef class Engine(WSListener):
                 decode = self._getter_decode
                 if op == 1:
                     if decode is False:
+                        # As websockets: recv(decode=False) does not validate UTF-8.
                         data = frame.get_payload_as_bytes()
                     else:
-                        data = frame.get_payload_as_utf8_text()
+                        data = self._decode_text(frame)
+                        if data is None:
+                            return
                 elif decode is True:
                     data = None
                 else:
@@ -149,8 +162,20 @@ cdef class Engine(WSListener):
                     self._handoff_op = op
                     fut.set_result(data)
                     return
-            if op == 1 and frame.fin:
-                data = frame.get_payload_as_utf8_text()
+            if op == 1:
+                if frame.fin:
+                    data = self._decode_text(frame)
+                else:
+                    self._rx_decoder = _UTF8Decoder()
+                    data = self._decode_fragment(frame, 0)
+                if data is None:
+                    return
+            elif op == 0 and self._rx_decoder is not None:
+                data = self._decode_fragment(frame, before)
+                if data is None:
+                    return
+                if frame.fin:
+                    self._rx_decoder = None
             else:
                 data = frame.get_payload_as_bytes()
             self._frames.append((op, frame.fin, data))
@@ -188,6 +213,30 @@ cdef class Engine(WSListener):
                 waiter.set_result(None)
 
     # -- receive side ------------------------------------------------------------------------
+
+    cdef object _decode_text(self, WSFrame frame):
+        """A whole TEXT message decoded (and so validated) once; None after failing 1007."""
+        try:
+            return PyUnicode_DecodeUTF8(frame.payload_ptr, <Py_ssize_t>frame.payload_size,
+                                        NULL)
+        except UnicodeDecodeError as exc:
+            self._fail_utf8(exc, exc.start)
+            return None
+
+    cdef object _decode_fragment(self, WSFrame frame, Py_ssize_t before):
+        """One fragment of a TEXT message decoded incrementally; None after failing 1007.
+
+        ``before``: bytes of the message before this fragment, so that the position in the
+        close reason counts from the start of the message, as websockets reports it.
+        """
+        cdef object decoder = self._rx_decoder
+        cdef Py_ssize_t pending = len(decoder.getstate()[0])
+        try:
+            return decoder.decode(frame.get_payload_as_memoryview(), frame.fin)
+        except UnicodeDecodeError as exc:
+            self._rx_decoder = None
+            self._fail_utf8(exc, before - pending + exc.start)
+            return None
 
     cdef int _maybe_resume(self) except -1:
         if self._reading_paused and len(self._frames) <= self._q_low:
@@ -254,7 +303,8 @@ cdef class Engine(WSListener):
                 self._frames.popleft()
                 if self._reading_paused:
                     self._maybe_resume()
-                if decode is None or (decode is False and entry[0] == 2):
+                if (decode is None and (entry[0] == 2 or type(entry[2]) is str)) or (
+                        decode is False and entry[0] == 2):
                     return entry[2]
                 self._recv_busy = True
                 try:
@@ -277,10 +327,7 @@ cdef class Engine(WSListener):
                 elif fut.done() and not fut.cancelled() and fut.result() is not None:
                     # The message was handed over as we were cancelled: keep it (TEXT as str,
                     # as on_ws_frame queues it).
-                    data = fut.result()
-                    if self._handoff_op == 1 and type(data) is bytes:
-                        data = (<bytes>data).decode()
-                    self._frames.appendleft((self._handoff_op, True, data))
+                    self._frames.appendleft((self._handoff_op, True, fut.result()))
                 raise
             finally:
                 self._recv_busy = False
@@ -318,6 +365,8 @@ cdef class Engine(WSListener):
         self._recv_busy = False
         if len(taken) == 1:
             data = entry[2]
+        elif op == 1:
+            data = "".join([e[2] for e in taken])   # TEXT fragments arrive decoded
         else:
             data = b"".join([e[2] for e in taken])
         try:
@@ -345,6 +394,8 @@ cdef class Engine(WSListener):
                 op = WSMsgType.TEXT if text is True else WSMsgType.BINARY
             else:
                 return await self._send_slow(message, text)
+            if self._debug:
+                self._log_frame(">", op, message, True)
             self._wst.send(op, message)
             if self._write_paused:
                 await self._drain()

@@ -211,6 +211,11 @@ class connect:
         """Runs in the core's listener factory once the 101 response is validated."""
         response = _response(core_response, None)
         connection.response = response
+        if connection.debug:
+            connection.logger.debug("< HTTP/1.1 %d %s", response.status_code,
+                                    response.reason_phrase)
+            for name, value in response.headers.raw_items():
+                connection.logger.debug("< %s: %s", name, value)
         if response.headers.get_all("Sec-WebSocket-Extensions"):
             raise NegotiationError("no extensions supported")
         values = response.headers.get_all("Sec-WebSocket-Protocol")
@@ -248,7 +253,7 @@ class connect:
                 logger=_CORE_LOGGER,
                 read_buffer_init_size=16 * 1024,
                 max_frame_size=options["max_frame_size"],
-                validate_utf8=True,
+                validate_utf8=options["validate_utf8"],
                 allow_rsv_bits=False,
                 enable_auto_pong=True,
                 disconnect_on_exception=True,

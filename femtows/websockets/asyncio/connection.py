@@ -51,7 +51,7 @@ from femtows.websockets.exceptions import (
     PayloadTooBig,
     ProtocolError,
 )
-from femtows.websockets.frames import Close, CloseCode
+from femtows.websockets.frames import Close, CloseCode, Frame, Opcode
 from femtows.websockets.http11 import Request, Response
 from femtows.websockets.protocol import Side, State
 from femtows.websockets.typing import Data, LoggerLike, Subprotocol
@@ -202,6 +202,7 @@ class Connection(Engine):
         self.id: uuid.UUID = protocol.id
         self.logger: LoggerLike = protocol.logger
         self.debug: bool = protocol.debug
+        self._debug = self.debug
         self.request: Optional[Request] = None
         self.response: Optional[Response] = None
         self.loop = asyncio.get_running_loop()
@@ -213,6 +214,8 @@ class Connection(Engine):
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._parser_exc: Optional[BaseException] = None
         self._ignore_rcvd = False
+        if self.debug:
+            self.logger.debug("= connection is CONNECTING")
 
     # -- attach API --------------------------------------------------------------------------
 
@@ -227,7 +230,8 @@ class Connection(Engine):
             "close_timeout": None,
             "enable_auto_ping": False,
             "enable_auto_pong": True,
-            "validate_utf8": True,
+            # The engine validates TEXT while decoding it (once), with websockets' reasons.
+            "validate_utf8": False,
             "disconnect_on_exception": True,
         }
 
@@ -364,6 +368,8 @@ class Connection(Engine):
                 payload = Close(code, reason).serialize()
                 if len(payload) > 125:
                     raise ProtocolError("control frame too long")
+                if self.debug:
+                    self._log_frame(">", WSMsgType.CLOSE, payload, True)
                 self._wst.send(WSMsgType.CLOSE, payload)
                 self._arm_close_timer()
         if self._state == 0:
@@ -402,6 +408,8 @@ class Connection(Engine):
             data = struct.pack("!I", random.getrandbits(32))
         pong_received: asyncio.Future[float] = self.loop.create_future()
         self._pending_pings[data] = (pong_received, self.loop.time())
+        if self.debug:
+            self._log_frame(">", WSMsgType.PING, data, True)
         self._wst.send_ping(data)
         return pong_received
 
@@ -421,6 +429,8 @@ class Connection(Engine):
             await self._raise_closed()
         if len(data) > 125:
             raise ProtocolError("control frame too long")
+        if self.debug:
+            self._log_frame(">", WSMsgType.PONG, data, True)
         self._wst.send_pong(data)
 
     # -- sending (general path) --------------------------------------------------------------
@@ -450,6 +460,8 @@ class Connection(Engine):
             await self._raise_closed()
         if isinstance(data, memoryview) and not (data.c_contiguous and data.itemsize == 1):
             data = data.tobytes()
+        if self.debug:
+            self._log_frame(">", op, data, fin)
         self._wst.send(op, data, fin)
         if self._write_paused:
             await self._drain()
@@ -602,6 +614,8 @@ class Connection(Engine):
         if hs is None or hs.recv is None:
             self._ignore_rcvd = True
         if not wst.is_close_frame_sent and code != CloseCode.ABNORMAL_CLOSURE:
+            if self.debug:
+                self._log_frame(">", WSMsgType.CLOSE, Close(code, reason).serialize(), True)
             wst.send_close(code, reason.encode("utf-8")[:123])
         if not self._is_client:
             wst.disconnect(True)
@@ -661,7 +675,10 @@ class Connection(Engine):
             # Echo the close frame as received. (websockets 17.4 answers 1002 "incomplete
             # fragmented message" when it arrives inside a fragmented message; RFC 6455 allows
             # control frames there, and Autobahn 7.1.5 requires the echo, so femtows echoes.)
-            wst.send(WSMsgType.CLOSE, frame.get_payload_as_bytes())
+            payload = frame.get_payload_as_bytes()
+            if self.debug:
+                self._log_frame(">", WSMsgType.CLOSE, payload, True)
+            wst.send(WSMsgType.CLOSE, payload)
         if self._is_client:
             self._arm_close_timer()
 
@@ -686,6 +703,18 @@ class Connection(Engine):
         exc.set_current_size(current)
         self._parser_exc = exc
         self._fail(CloseCode.MESSAGE_TOO_BIG, str(exc))
+
+    def _log_frame(self, direction: str, opcode: int, data: Any, fin: bool) -> None:
+        """DEBUG line for a frame, as websockets writes it (``< TEXT 'hi' [2 bytes]``)."""
+        if isinstance(data, str):
+            data = data.encode()
+        self.logger.debug("%s %s", direction, Frame(Opcode(opcode), bytes(data), fin))
+        if direction == ">" and opcode == WSMsgType.CLOSE:
+            self.logger.debug("= connection is CLOSING")
+
+    def _fail_utf8(self, exc: UnicodeDecodeError, position: int) -> None:
+        self._set_connection_exc(exc)
+        self._fail(CloseCode.INVALID_DATA, f"{exc.reason} at position {position}")
 
     def _raise_concurrent(self, method: str) -> None:
         raise ConcurrencyError(
