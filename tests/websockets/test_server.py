@@ -339,6 +339,7 @@ async def test_process_request_forced_101_and_server_header() -> None:
 
 REFUSALS = [
     pytest.param(upgrade(method="POST"), id="post-405"),
+    pytest.param(upgrade(version="HTTP/1.0"), id="http10-505"),
     pytest.param(upgrade(connection=""), id="no-connection-426"),
     pytest.param(upgrade(connection="keep-alive"), id="connection-keepalive-426"),
     pytest.param(upgrade(key=""), id="no-key-400"),
@@ -651,3 +652,77 @@ async def test_max_size_1009(tls: TLSConfig) -> None:
             with pytest.raises(ConnectionClosedError) as info:
                 await ws.recv()
             assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+
+
+@pytest.mark.parametrize("status", [101, 403])
+async def test_header_injection_in_a_hook_answers_500(
+    status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A header value with CR LF (set by process_response) is never sent: 500 instead."""
+
+    def process_response(
+        connection: ServerConnection, request: Request, response: Response
+    ) -> Optional[Response]:
+        if status != 101:
+            response = connection.respond(status, "no\n")
+        response.headers["X-Evil"] = "a\r\nSet-Cookie: injected=1"
+        return response
+
+    with caplog.at_level(logging.ERROR):
+        async with running(echo, process_response=process_response) as (server, _):
+            raw = await raw_exchange(port_of(server), upgrade())
+    assert raw.status_line == "HTTP/1.1 500 Internal Server Error"
+    assert b"injected" not in raw.body
+    assert all("injected" not in v for _, v in raw.headers)
+
+
+async def test_process_request_runs_for_http_1_0_and_post() -> None:
+    """As websockets 17.x: process_request sees any method and HTTP/1.0, so it can serve them."""
+
+    def health(connection: ServerConnection, request: Request) -> Optional[Response]:
+        if request.path == "/health":
+            return connection.respond(200, f"{request.method} {request.protocol}\n")
+        return None
+
+    async with running(echo, process_request=health) as (server, _):
+        port = port_of(server)
+        get10 = await raw_exchange(port, b"GET /health HTTP/1.0\r\n\r\n")
+        post = await raw_exchange(port, upgrade("/health", method="POST"))
+        refused = await raw_exchange(port, upgrade(version="HTTP/1.0"))
+    assert (get10.status_line, get10.body) == ("HTTP/1.1 200 OK", b"GET HTTP/1.0\n")
+    assert (post.status_line, post.body) == ("HTTP/1.1 200 OK", b"POST HTTP/1.1\n")
+    assert refused.status_line == "HTTP/1.1 505 HTTP Version Not Supported"
+    assert refused.body == (
+        b"Failed to open a WebSocket connection: unsupported HTTP version: HTTP/1.0.\n"
+    )
+
+
+@pytest.mark.parametrize("how", ["client-leaves", "open-timeout"])
+async def test_pending_async_hook_is_cancelled(how: str) -> None:
+    entered = asyncio.Event()
+    cancelled = asyncio.Event()
+    connections: list[ServerConnection] = []
+
+    async def hook(connection: ServerConnection, request: Request) -> None:
+        connections.append(connection)
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    timeout = 0.2 if how == "open-timeout" else 10
+    async with running(echo, process_request=hook, open_timeout=timeout) as (server, _):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(upgrade())
+        await entered.wait()
+        if how == "client-leaves":
+            writer.transport.abort()
+        else:
+            assert await read_until_eof(reader) == b""  # dropped without an answer
+            writer.close()
+        await asyncio.wait_for(cancelled.wait(), 5)
+        await asyncio.wait_for(connections[0].wait_closed(), 5)
+        assert connections[0].state is State.CLOSED
+        assert server.connections == set()

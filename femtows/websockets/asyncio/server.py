@@ -32,6 +32,7 @@ import logging
 import os
 import re
 import socket
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from inspect import isawaitable
 from types import TracebackType
@@ -173,12 +174,24 @@ class ServerConnection(Connection):
         return _reject(status, text)
 
 
+_date_cache: Tuple[int, str] = (0, "")
+
+
+def _http_date() -> str:
+    """The Date header value, formatted once per second."""
+    global _date_cache
+    now = int(time.time())
+    if _date_cache[0] != now:
+        _date_cache = (now, email.utils.formatdate(now, usegmt=True))
+    return _date_cache[1]
+
+
 def _reject(status: StatusLike, text: str) -> Response:
     code = http.HTTPStatus(status)
     body = text.encode()
     headers = Headers(
         [
-            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Date", _http_date()),
             ("Connection", "close"),
             ("Content-Length", str(len(body))),
             ("Content-Type", "text/plain; charset=utf-8"),
@@ -357,7 +370,7 @@ class _Handshake:
             connection.logger.error("opening handshake failed", exc_info=True)
             return _reject(http.HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED_TEXT)
         headers = Headers()
-        headers["Date"] = email.utils.formatdate(usegmt=True)
+        headers["Date"] = _http_date()
         headers["Upgrade"] = "websocket"
         headers["Connection"] = "Upgrade"
         headers["Sec-WebSocket-Accept"] = accept_header
@@ -395,15 +408,16 @@ class _Handshake:
             raise InvalidProtocol(request.protocol)
         headers = request.headers
 
+        # Fast paths for the usual single-token values; the full parsers otherwise.
         options: list[str] = []
         for value in headers.get_all("Connection"):
-            options.extend(parse_connection(value))
+            options.extend([value] if value.lower() == "upgrade" else parse_connection(value))
         if not any(option.lower() == "upgrade" for option in options):
             raise InvalidUpgrade("Connection", ", ".join(options) if options else None)
 
         protocols: list[str] = []
         for value in headers.get_all("Upgrade"):
-            protocols.extend(parse_upgrade(value))
+            protocols.extend([value] if value.lower() == "websocket" else parse_upgrade(value))
         if not (len(protocols) == 1 and protocols[0].lower() == "websocket"):
             raise InvalidUpgrade("Upgrade", ", ".join(protocols) if protocols else None)
 
