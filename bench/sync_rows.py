@@ -2,20 +2,22 @@
 
     .venv/bin/python -m bench.sync_rows [--sizes 256 8192 102400] [--slices 5] [--duration 2]
 
-Client side, 1 connection, one message in flight, against the native echo peer; rows are
-interleaved slice by slice (bench/harness.py's Runner, the method of the main table). Prints
-the median RPS and Python-process CPU per message of each row and femtows/websockets ratios.
-The threading API has no server rows (its server runs the asyncio engine).
+Client side, 1 connection, one message in flight, against the native echo peer
+(bench/native/wspeer.c), rows interleaved slice by slice in fresh processes, as the main
+table does (bench/harness.py's ``Runner.run_pair``). CPU per message is the client process's
+own ``getrusage`` (all its threads) over the measured window. Prints the medians and the
+femtows/websockets ratios. The threading API has no server rows (its server is the asyncio
+engine's, measured by the ``femtows-ws`` row).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
-from typing import List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from bench.build import build_native
-from bench.harness import Cell, Config, Runner
+from bench.harness import Config, Runner
 
 ROWS = ("femtows-sync", "websockets-sync")
 
@@ -27,29 +29,34 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--duration", type=float, default=2.0)
     parser.add_argument("--loop", default="uvloop", choices=("uvloop", "asyncio"))
     args = parser.parse_args(argv)
-    cfg = Config(wspeer=build_native(), cython_so=None, slices=args.slices,
-                 duration=args.duration, retries=1, retry_budget=20.0)
+    cfg = Config(wspeer=build_native(), cython_so=None, duration=args.duration)
     runner = Runner(cfg)
     print("| size | femtows-sync RPS | websockets-sync RPS | RPS ratio | CPU µs/msg femtows "
-          "| CPU µs/msg websockets | CPU ratio | disturbed slices |")
+          "| CPU µs/msg websockets | CPU ratio | machine busy (other CPUs) |")
     print("|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
-        cell = Cell("client", args.loop, False, size, 1)
-        results = runner.run_cell(cell, ROWS)
-        med = {}
-        for row in ROWS:
-            ok = [r for r in results if r.row == row and not r.error]
-            if not ok:
-                errs = [r.error for r in results if r.row == row]
-                raise SystemExit(f"{row} failed: {errs[:1]}")
-            med[row] = (
-                statistics.median(r.rps for r in ok),
-                statistics.median(r.py_cpu / r.count * 1e6 for r in ok if r.py_cpu),
-            )
-        disturbed = sum(r.disturbed for r in results)
-        f, w = med["femtows-sync"], med["websockets-sync"]
+        samples: Dict[str, List[Tuple[float, float]]] = {row: [] for row in ROWS}
+        others: List[float] = []
+        for _ in range(args.slices):
+            for row in ROWS:
+                result, _, _, busy = runner.run_pair(
+                    runner.native_server_cmd(False, False),
+                    lambda port, row=row, size=size: runner.pyside_cmd(  # type: ignore[misc]
+                        row, "client", args.loop, False, size, 1, port
+                    ),
+                    cfg.latency_cpus,
+                    cfg.latency_cpus,
+                    "driver",
+                    cfg.duration,
+                )
+                cpu = float(result["cpu_user"]) + float(result["cpu_sys"])
+                samples[row].append((float(result["rps"]), cpu / int(result["count"]) * 1e6))
+                others.append(busy)
+        f = [statistics.median(x[i] for x in samples["femtows-sync"]) for i in (0, 1)]
+        w = [statistics.median(x[i] for x in samples["websockets-sync"]) for i in (0, 1)]
         print(f"| {size} | {f[0]:,.0f} | {w[0]:,.0f} | {f[0] / w[0]:.2f}× | {f[1]:.1f} | "
-              f"{w[1]:.1f} | {f[1] / w[1]:.2f}× | {disturbed}/{len(results)} |", flush=True)
+              f"{w[1]:.1f} | {f[1] / w[1]:.2f}× | {statistics.median(others):.1f} |",
+              flush=True)
 
 
 if __name__ == "__main__":
