@@ -233,7 +233,10 @@ def serve(
             else:
                 loop.call_soon_threadsafe(report, None)
 
-        threading.Thread(target=target, name="femtows.websockets.sync handler").start()
+        # Not a daemon, as in websockets: a running handler keeps the process alive.
+        threading.Thread(
+            target=target, name="femtows.websockets.sync handler", daemon=False
+        ).start()
         await asyncio.shield(done)
 
     hooks: dict[str, Any] = {}
