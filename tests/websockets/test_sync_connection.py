@@ -59,7 +59,7 @@ def sync_server(module: Any, handler: Callable[[Any], None], **kwargs: Any) -> I
 def websockets_asyncio_server() -> Iterator[str]:
     """websockets' asyncio echo server on its own loop in a thread; yields its URI."""
     loop = asyncio.new_event_loop()
-    started: "list[Any]" = []
+    started: list[Any] = []
     ready = threading.Event()
 
     async def handler(ws: Any) -> None:
@@ -184,7 +184,7 @@ def test_websockets_sync_client_against_femtows_server() -> None:
 def test_websockets_asyncio_client_against_femtows_server() -> None:
     from websockets.asyncio.client import connect
 
-    async def main(uri: str) -> "list[Any]":
+    async def main(uri: str) -> list[Any]:
         async with connect(uri) as ws:
             replies = []
             for message in ["hello", b"\x01\x02"]:
@@ -279,7 +279,7 @@ def test_connect_errors_compared_with_websockets() -> None:
 
 
 def test_close_from_another_thread_wakes_recv() -> None:
-    outcome: "list[BaseException]" = []
+    outcome: list[BaseException] = []
 
     def handler(ws: Any) -> None:
         for _ in ws:
