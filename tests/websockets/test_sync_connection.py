@@ -426,3 +426,22 @@ def test_exception_classes_are_shared_with_the_asyncio_api() -> None:
     for name in ("ConnectionClosedOK", "ConnectionClosedError", "InvalidStatus"):
         assert hasattr(ws_exceptions, name)
         assert getattr(f_exceptions, name).__name__ == name
+
+
+def test_tls_both_directions_with_websockets() -> None:
+    import ssl
+    from pathlib import Path
+
+    certs = Path(__file__).parent.parent / "certs"
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(certs / "cert.pem", certs / "key.pem")
+    client_context = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    for server_module, client_module in [(f_server, ws_client), (ws_server, f_client),
+                                         (f_server, f_client)]:
+        with sync_server(server_module, echo, ssl=server_context) as uri:
+            secure = uri.replace("ws://", "wss://").replace("127.0.0.1", "localhost")
+            with client_module.connect(secure, ssl=client_context) as ws:
+                ws.send("over TLS")
+                assert ws.recv(timeout=WAIT) == "over TLS"
+            with pytest.raises(ValueError, match="ssl argument is incompatible"):
+                client_module.connect(uri, ssl=client_context)
