@@ -445,3 +445,26 @@ def test_tls_both_directions_with_websockets() -> None:
                 assert ws.recv(timeout=WAIT) == "over TLS"
             with pytest.raises(ValueError, match="ssl argument is incompatible"):
                 client_module.connect(uri, ssl=client_context)
+
+
+def test_unix_route_with_a_websockets_sync_client(tmp_path: Any) -> None:
+    from werkzeug.routing import Map, Rule
+
+    from femtows.websockets.sync.router import unix_route
+
+    def item(ws: Any, number: int) -> None:
+        ws.send(f"item {number}")
+
+    path = str(tmp_path / "route.sock")
+    server = unix_route(Map([Rule("/item/<int:number>", endpoint=item)]), path)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        with ws_client.unix_connect(path, "ws://localhost/item/7") as ws:
+            assert ws.recv(timeout=WAIT) == "item 7"
+        with pytest.raises(ws_exceptions.InvalidStatus, match="HTTP 404"):
+            ws_client.unix_connect(path, "ws://localhost/nothing")
+    finally:
+        server.shutdown()
+        thread.join(WAIT)
+    assert not thread.is_alive()
