@@ -37,13 +37,19 @@ CERT = REPO / "tests" / "certs" / "cert.pem"
 KEY = REPO / "tests" / "certs" / "key.pem"
 LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
-    "websockets", "aiohttp", "floor", "floor-afn",
+    "websockets", "aiohttp", "floor", "floor-afn", "femtows-sync", "websockets-sync",
 )
 # The websockets asyncio API and its re-implementations: the same program on each.
 WEBSOCKETS_APIS = {
     "websockets": "websockets.asyncio",
     "femtows-ws": "femtows.websockets.asyncio",
     "picows-ws": "picows.websockets",
+}
+
+# The websockets threading API and its twin (client side only): blocking calls in threads.
+SYNC_APIS = {
+    "websockets-sync": "websockets.sync.client",
+    "femtows-sync": "femtows.websockets.sync.client",
 }
 
 # A running client: a function returning (round trips so far, first error or None).
@@ -252,6 +258,42 @@ async def start_websockets_client(
     return task_progress(counter, [asyncio.ensure_future(echo_loop(ws)) for ws in sockets])
 
 
+def start_sync_client(
+    message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext], lib: str
+) -> Progress:
+    """One thread per connection running the blocking echo loop (threading API)."""
+    import threading
+
+    connect = importlib.import_module(SYNC_APIS[lib]).connect
+    size = len(message)
+    counters = [0] * conns
+    errors: List[str] = []
+    kwargs: dict[str, Any] = {"ssl": tls} if tls else {}
+    sockets = [
+        connect(url, compression=None, max_size=None, legacy=True, **kwargs)
+        for _ in range(conns)
+    ]
+
+    def echo_loop(index: int, ws: Any) -> None:
+        try:
+            while True:
+                ws.send(message)
+                reply = ws.recv()
+                if not isinstance(reply, bytes) or len(reply) != size:
+                    raise RuntimeError(f"unexpected echo: {type(reply).__name__}, {len(reply)}")
+                counters[index] += 1
+        except Exception as exc:  # reported through progress()
+            errors.append(repr(exc))
+
+    for index, ws in enumerate(sockets):
+        threading.Thread(target=echo_loop, args=(index, ws), daemon=True).start()
+
+    def progress() -> tuple[int, Optional[str]]:
+        return sum(counters), (errors[0] if errors else None)
+
+    return progress
+
+
 async def start_aiohttp_client(
     message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext]
 ) -> Progress:
@@ -333,6 +375,8 @@ async def start_client(args: argparse.Namespace) -> Progress:
         return await start_callback_client(picows, client, url, args.conns, tls)
     if args.lib in WEBSOCKETS_APIS:
         return await start_websockets_client(message, url, args.conns, tls, args.lib)
+    if args.lib in SYNC_APIS:
+        return start_sync_client(message, url, args.conns, tls, args.lib)
     if args.lib == "aiohttp":
         return await start_aiohttp_client(message, url, args.conns, tls)
     return await start_floor_client(

@@ -46,6 +46,11 @@ ECHO_PROGRAMS = {
         EXAMPLES / "websockets" / "autobahn_echo_server.py",
         EXAMPLES / "websockets" / "autobahn_echo_client.py",
     ),
+    # --api sync: the same echo on the threading API (femtows.websockets.sync).
+    "sync": (
+        EXAMPLES / "websockets" / "autobahn_echo_sync_server.py",
+        EXAMPLES / "websockets" / "autobahn_echo_sync_client.py",
+    ),
 }
 
 HOST = "127.0.0.1"
