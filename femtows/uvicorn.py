@@ -218,7 +218,7 @@ class FemtowsProtocol(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """uvicorn hands over the transport of the upgrade request."""
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
         self.connections.add(cast(Any, self))  # uvicorn types the set with its own classes
         self.transport = transport
         self.server = get_local_addr(transport)

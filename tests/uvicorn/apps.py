@@ -12,12 +12,14 @@ Endpoints (identical behaviour in both apps):
 * ``/close``: accepts, then closes with code 4001 and reason ``custom``.
 * ``/broadcast``: every text message received is sent to every connected client.
 * ``/raise``: accepts, sends ``ready``, then raises.
+* ``/return``: accepts, sends ``ready`` and returns without closing.
 * ``/disconnect``: accepts, waits for the client to go, and records the disconnect code in
-  ``DISCONNECTS`` (read by the tests).
+  ``DISCONNECTS`` (see :func:`expect_disconnect`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Optional
 
@@ -28,7 +30,15 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-DISCONNECTS: list[tuple[int, Optional[str]]] = []
+# /disconnect?token=T reports the disconnect event it got to DISCONNECTS[T] (a future the test
+# created with expect_disconnect(T)).
+DISCONNECTS: dict[str, asyncio.Future[tuple[int, Optional[str]]]] = {}
+
+
+def expect_disconnect(token: str) -> asyncio.Future[tuple[int, Optional[str]]]:
+    fut: asyncio.Future[tuple[int, Optional[str]]] = asyncio.get_running_loop().create_future()
+    DISCONNECTS[token] = fut
+    return fut
 SUBPROTOCOLS = ("chat.v2", "chat.v1")
 # The scope fields a server fills (ASGI 3 WebSocket scope); /scope sends them back.
 SCOPE_KEYS = ("type", "asgi", "http_version", "scheme", "server", "client", "root_path", "path",
@@ -140,13 +150,19 @@ async def raise_(ws: WebSocket) -> None:
     raise RuntimeError("the application failed on purpose")
 
 
+async def return_(ws: WebSocket) -> None:
+    await ws.accept()
+    await ws.send_text("ready")
+
+
 async def disconnect(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_text("ready")
     message = await ws.receive()
     while message["type"] != "websocket.disconnect":
         message = await ws.receive()
-    DISCONNECTS.append((message["code"], message.get("reason")))
+    fut = DISCONNECTS.pop(ws.query_params["token"])
+    fut.set_result((message["code"], message.get("reason")))
 
 
 def starlette_app() -> Starlette:
@@ -162,6 +178,7 @@ def starlette_app() -> Starlette:
         WebSocketRoute("/broadcast", broadcast.run),
         WebSocketRoute("/raise", raise_),
         WebSocketRoute("/disconnect", disconnect),
+        WebSocketRoute("/return", return_),
     ])
 
 
@@ -209,6 +226,10 @@ def fastapi_app() -> FastAPI:
     @app.websocket("/disconnect")
     async def _disconnect(ws: FastAPIWebSocket) -> None:
         await disconnect(ws)
+
+    @app.websocket("/return")
+    async def _return(ws: FastAPIWebSocket) -> None:
+        await return_(ws)
 
     return app
 

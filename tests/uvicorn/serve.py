@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 from typing import Any, AsyncIterator
 
@@ -25,16 +24,28 @@ WS_IMPLS: dict[str, Any] = {
     "websockets-sansio": "websockets-sansio",
     "wsproto": "wsproto",
 }
-START_TIMEOUT = 10.0
+STOP_TIMEOUT = 15.0
 
 
 class RunningServer:
     """A started uvicorn server: its port, URLs, and the server object itself."""
 
-    def __init__(self, server: uvicorn.Server, port: int, scheme: str) -> None:
+    def __init__(self, server: uvicorn.Server, task: asyncio.Future[None], port: int,
+                 scheme: str) -> None:
         self.server = server
+        self.task = task
         self.port = port
         self.scheme = scheme
+
+    async def stop(self) -> None:
+        """Shut uvicorn down as on SIGTERM (graceful: open WebSockets get 1012) and wait."""
+        self.server.should_exit = True
+        try:
+            async with asyncio.timeout(STOP_TIMEOUT):
+                await asyncio.shield(self.task)
+        except BaseException:
+            self.task.cancel()
+            raise
 
     def url(self, path: str = "/") -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}{path}"
@@ -44,6 +55,7 @@ class RunningServer:
 async def serve_uvicorn(app: Any, ws: Any, **config: Any) -> AsyncIterator[RunningServer]:
     """Run ``uvicorn.Server(Config(app, ws=ws, **config))`` for the duration of the block,
     then shut it down gracefully (open WebSockets get 1012) and wait for it."""
+    config.setdefault("log_config", None)  # leave logging alone: records reach caplog
     config.setdefault("log_level", "warning")
     config.setdefault("lifespan", "off")
     config.setdefault("timeout_graceful_shutdown", 5)
@@ -56,16 +68,9 @@ async def serve_uvicorn(app: Any, ws: Any, **config: Any) -> AsyncIterator[Runni
     cfg = uvicorn.Config(app, host="127.0.0.1", port=port, ws=ws, **config)
     server = uvicorn.Server(cfg)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
+    running = RunningServer(server, task, port, "wss" if cfg.is_ssl else "ws")
     try:
-        yield RunningServer(server, port, "wss" if cfg.is_ssl else "ws")
+        yield running
     finally:
-        server.should_exit = True
-        try:
-            async with asyncio.timeout(START_TIMEOUT + 5):
-                await task
-        except BaseException:
-            task.cancel()
-            raise
+        await running.stop()
 
-
-logging.getLogger("uvicorn.error").propagate = True

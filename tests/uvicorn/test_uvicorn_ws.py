@@ -1,0 +1,290 @@
+"""femtows.uvicorn.FemtowsProtocol against uvicorn's built-in WebSocket implementations.
+
+Every test runs the same steps on uvicorn with femtows, ``websockets-sansio`` and ``wsproto``,
+for a FastAPI app and a Starlette app (tests/uvicorn/apps.py), with real clients (websockets
+and femtows here; Node ``ws`` and headless Chromium in test_uvicorn_peers.py). Where femtows
+differs, the test says so and why (docs/uvicorn.md lists the differences):
+
+* the app raises after accepting: femtows sends CLOSE 1011; the built-ins drop the TCP
+  connection (the client sees 1006);
+* invalid UTF-8 from the client: femtows sends CLOSE 1007; wsproto sends nothing;
+* the app returns without closing: femtows sends CLOSE 1000; the built-ins drop TCP (1006);
+* the connection drops without a CLOSE: the app gets code 1006; the built-ins say 1005.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from apps import APPS, expect_disconnect  # noqa: E402
+from clients import CLIENTS, Closed, Rejected  # noqa: E402
+from serve import WS_IMPLS, serve_uvicorn  # noqa: E402
+
+from tests.utils import encode_frame  # noqa: E402
+
+IMPLS = list(WS_IMPLS)
+APP_NAMES = list(APPS)
+CLIENT_NAMES = list(CLIENTS)
+
+impl_param = pytest.mark.parametrize("impl", IMPLS)
+app_param = pytest.mark.parametrize("app_name", APP_NAMES)
+client_param = pytest.mark.parametrize("client", CLIENT_NAMES)
+
+
+def serve(impl: str, app_name: str, **config: Any) -> Any:
+    return serve_uvicorn(APPS[app_name](), WS_IMPLS[impl], **config)
+
+
+@impl_param
+@app_param
+@client_param
+async def test_echo_text_and_bytes(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/echo"))
+        for message in ["hello", b"\x00\x01binary", "é ✓ 😀", b"", "x" * 70_000,
+                        bytes(range(256)) * 400]:
+            await conn.send(message)
+            assert await conn.recv() == message
+        await conn.close()
+
+
+@impl_param
+@app_param
+@client_param
+async def test_echo_burst_with_small_queue(impl: str, app_name: str, client: str) -> None:
+    # 200 messages sent at once through a 2-message queue: reading pauses and resumes, nothing
+    # is lost or reordered.
+    async with serve(impl, app_name, ws_max_queue=2) as srv:
+        conn = await CLIENTS[client](srv.url("/echo"))
+        for i in range(200):
+            await conn.send(f"m{i}")
+        assert [await conn.recv() for _ in range(200)] == [f"m{i}" for i in range(200)]
+        await conn.close()
+
+
+@impl_param
+@app_param
+@client_param
+async def test_json(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/json"))
+        for n, obj in enumerate([{"a": 1}, [1, 2, "three"], {"nested": {"x": None}}], 1):
+            await conn.send(json.dumps(obj))
+            assert json.loads(await conn.recv()) == {"got": obj, "n": n}
+        await conn.close()
+
+
+@impl_param
+@app_param
+@client_param
+async def test_subprotocol(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/subprotocol"), subprotocols=["nope", "chat.v1"])
+        assert conn.subprotocol == "chat.v1"
+        assert await conn.recv() == "chat.v1"
+        await conn.close()
+        conn = await CLIENTS[client](srv.url("/subprotocol"), subprotocols=["nope"])
+        assert conn.subprotocol is None
+        assert await conn.recv() == ""
+        await conn.close()
+
+
+@impl_param
+@app_param
+@client_param
+async def test_scope(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name, root_path="/api") as srv:
+        conn = await CLIENTS[client](srv.url("/scope?a=1&b=%20x"), subprotocols=["p1", "p2"])
+        assert conn.headers.get("x-extra") == "yes"
+        scope = json.loads(await conn.recv())
+        await conn.close()
+    client_host, client_port = scope.pop("client")
+    assert client_host == "127.0.0.1" and isinstance(client_port, int)
+    headers = scope.pop("headers")
+    assert scope == {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "server": ["127.0.0.1", srv.port],
+        "root_path": "/api",
+        "path": "/api/scope",
+        "raw_path": "/api/scope",
+        "query_string": "a=1&b=%20x",
+        "subprotocols": ["p1", "p2"],
+        "extensions": ["websocket.http.response"],
+        "state": {},
+    }
+    names = [name for name, _ in headers]
+    assert all(name == name.lower() for name in names)
+    assert dict(headers)["host"] == f"127.0.0.1:{srv.port}"
+    assert dict(headers)["sec-websocket-version"] == "13"
+    if impl != "wsproto":  # wsproto's impl leaves Sec-WebSocket-* handshake headers out
+        assert dict(headers)["sec-websocket-protocol"] == "p1, p2"
+
+
+@impl_param
+@app_param
+async def test_proxy_headers(impl: str, app_name: str) -> None:
+    # uvicorn's proxy-headers middleware applies to WebSocket scopes: client and scheme.
+    from websockets.asyncio.client import connect
+
+    async with serve(impl, app_name, proxy_headers=True, forwarded_allow_ips="*") as srv:
+        async with connect(srv.url("/scope"), additional_headers={
+                "X-Forwarded-For": "203.0.113.7", "X-Forwarded-Proto": "https"}) as ws:
+            scope = json.loads(await ws.recv())
+    assert scope["client"][0] == "203.0.113.7"
+    assert scope["scheme"] == "wss"
+
+
+@impl_param
+@app_param
+@client_param
+async def test_deny_with_http_response(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        with pytest.raises(Rejected) as info:
+            await CLIENTS[client](srv.url("/deny"))
+    assert info.value.status == 403
+    assert info.value.body == b"denied"
+    assert info.value.headers["x-why"] == "test"
+    assert info.value.headers["content-length"] == "6"
+
+
+@impl_param
+@app_param
+@client_param
+async def test_close_before_accept_is_403(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        with pytest.raises(Rejected) as info:
+            await CLIENTS[client](srv.url("/forbidden"))
+    assert info.value.status == 403
+    assert info.value.body == b""
+
+
+@impl_param
+@app_param
+@client_param
+async def test_close_with_custom_code(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/close"))
+        assert await conn.closed() == (4001, "custom")
+
+
+@impl_param
+@app_param
+@client_param
+async def test_client_close_code_reaches_app(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        result = expect_disconnect("t1")
+        conn = await CLIENTS[client](srv.url("/disconnect?token=t1"))
+        assert await conn.recv() == "ready"
+        await conn.close(4002, "bye")
+        assert await asyncio.wait_for(result, 10) == (4002, "bye")
+
+
+@impl_param
+@app_param
+@client_param
+async def test_broadcast(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conns = [await CLIENTS[client](srv.url("/broadcast")) for _ in range(3)]
+        await conns[2].send("from-2")
+        await conns[0].send("from-0")
+        for conn in conns:
+            assert [await conn.recv(), await conn.recv()] == ["from-2", "from-0"]
+        for conn in conns:
+            await conn.close()
+
+
+@impl_param
+@app_param
+@client_param
+async def test_graceful_shutdown_sends_1012(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/echo"))
+        await conn.send("x")
+        assert await conn.recv() == "x"
+        stop = asyncio.ensure_future(srv.stop())
+        code, _ = await conn.closed()
+        await stop
+    assert code == 1012
+
+
+@impl_param
+@app_param
+@client_param
+async def test_message_too_big(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name, ws_max_size=1000) as srv:
+        conn = await CLIENTS[client](srv.url("/echo"))
+        await conn.send("a" * 1000)
+        assert await conn.recv() == "a" * 1000
+        await conn.send("a" * 1001)
+        code, _ = await conn.closed()
+    assert code == 1009
+
+
+@impl_param
+@app_param
+@client_param
+async def test_app_raises_after_accept(impl: str, app_name: str, client: str,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, "uvicorn.error"):
+        async with serve(impl, app_name) as srv:
+            conn = await CLIENTS[client](srv.url("/raise"))
+            assert await conn.recv() == "ready"
+            code, _ = await conn.closed()
+    assert "Exception in ASGI application" in caplog.text
+    # femtows closes with 1011 (RFC 6455 §7.4.1); the built-ins drop the TCP connection.
+    assert code == (1011 if impl == "femtows" else 1006)
+
+
+@impl_param
+@app_param
+@client_param
+async def test_invalid_utf8_from_client(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        result = expect_disconnect("u1")
+        conn = await CLIENTS[client](srv.url("/disconnect?token=u1"))
+        assert await conn.recv() == "ready"
+        await conn.send_raw(encode_frame(0x1, b"ok \xff\xfe"))
+        code, _ = await conn.closed()
+        app_code, _ = await asyncio.wait_for(result, 10)
+    # femtows and websockets-sansio close with 1007; wsproto drops the connection silently.
+    assert code == (1006 if impl == "wsproto" else 1007)
+    assert app_code == 1007
+
+
+@impl_param
+@app_param
+@client_param
+async def test_app_returns_without_closing(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        conn = await CLIENTS[client](srv.url("/return"))
+        assert await conn.recv() == "ready"
+        code, _ = await conn.closed()
+    # femtows ends the connection with a closing handshake (1000); the built-ins drop TCP.
+    assert code == (1000 if impl == "femtows" else 1006)
+
+
+@impl_param
+@app_param
+@client_param
+async def test_connection_dropped(impl: str, app_name: str, client: str) -> None:
+    async with serve(impl, app_name) as srv:
+        result = expect_disconnect("d1")
+        conn = await CLIENTS[client](srv.url("/disconnect?token=d1"))
+        assert await conn.recv() == "ready"
+        conn.abort()
+        code, _ = await asyncio.wait_for(result, 10)
+    # No CLOSE frame arrived: RFC 6455 §7.1.5 says 1006 (abnormal closure); the built-ins
+    # report 1005 (no status code in a CLOSE that was received), which did not happen.
+    assert code == (1006 if impl == "femtows" else 1005)
