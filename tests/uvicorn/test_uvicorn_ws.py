@@ -26,7 +26,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from apps import APPS, expect_disconnect  # noqa: E402
-from clients import CLIENTS, Closed, Rejected  # noqa: E402
+from clients import CLIENTS, Rejected  # noqa: E402
 from serve import WS_IMPLS, serve_uvicorn  # noqa: E402
 
 from tests.utils import encode_frame  # noqa: E402
