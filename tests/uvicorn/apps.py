@@ -6,7 +6,8 @@ Endpoints (identical behaviour in both apps):
 * ``/json``: receives JSON objects and answers ``{"got": <object>, "n": <count>}``.
 * ``/subprotocol``: accepts with the first offered subprotocol among ``chat.v2``, ``chat.v1``
   (none if neither is offered) and sends the chosen one as text (``""`` for none), then echoes.
-* ``/scope``: accepts (with header ``x-extra: yes``) and sends the ASGI scope as JSON.
+* ``/scope``: accepts (with the first offered subprotocol and header ``x-extra: yes``) and
+  sends the ASGI scope as JSON.
 * ``/deny``: refuses with an HTTP 403 response through the denial extension (body ``denied``).
 * ``/forbidden``: ``websocket.close`` before accepting (a plain 403).
 * ``/close``: accepts, then closes with code 4001 and reason ``custom``.
@@ -122,7 +123,8 @@ def _jsonable(value: Any) -> Any:
 
 
 async def scope(ws: WebSocket) -> None:
-    await ws.accept(headers=[(b"x-extra", b"yes")])
+    offered = ws.scope["subprotocols"]
+    await ws.accept(subprotocol=offered[0] if offered else None, headers=[(b"x-extra", b"yes")])
     fields = {k: ws.scope.get(k) for k in SCOPE_KEYS}
     fields["extensions"] = sorted(ws.scope.get("extensions") or {})
     fields["state"] = dict(ws.scope.get("state") or {})

@@ -26,9 +26,10 @@ TIMEOUT = 10.0
 
 
 class Rejected(Exception):
-    """The server refused the upgrade with an HTTP response."""
+    """The server refused the upgrade with an HTTP response (status None: a browser, which
+    cannot see it)."""
 
-    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+    def __init__(self, status: Optional[int], headers: dict[str, str], body: bytes) -> None:
         super().__init__(status)
         self.status = status
         self.headers = headers  # lower-case names
@@ -67,6 +68,9 @@ class Conn:
     def abort(self) -> None:
         """Drop the TCP connection without a closing handshake."""
         raise NotImplementedError
+
+    async def abort_async(self) -> None:
+        self.abort()
 
     async def send_raw(self, data: bytes) -> None:
         """Write bytes to the socket as they are (frames the client would never send)."""
@@ -197,5 +201,62 @@ async def connect_femtows(url: str, subprotocols: Optional[list[str]] = None) ->
     return FemtowsConn(transport, listener)
 
 
+# -- Node ws and headless Chromium (scripts/peers) -------------------------------------------
+
+class PeerConn(Conn):
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.subprotocol = conn.protocol
+        self.headers = conn.headers  # empty in a browser: it cannot read response headers
+
+    async def send(self, data: Data) -> None:
+        await self.conn.send(data)
+
+    async def recv(self) -> Data:
+        from peers import PeerClosed
+
+        try:
+            data: Data = await self.conn.recv(TIMEOUT)
+            return data
+        except PeerClosed as exc:
+            raise Closed(exc.code, exc.reason) from None
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.conn.close(code, reason)
+        await self.conn.closed(TIMEOUT)
+
+    async def closed(self) -> tuple[int, str]:
+        result: tuple[int, str] = await self.conn.closed(TIMEOUT)
+        return result
+
+    async def send_raw(self, data: bytes) -> None:
+        await self.conn.send_raw(data)
+
+    def abort(self) -> None:
+        raise NotImplementedError("use abort_async() with a peer")
+
+    async def abort_async(self) -> None:
+        await self.conn.abort()
+
+
+def peer_connector(peer: Any) -> Connect:
+    """A connect function opening WebSockets in a NodePeer or ChromiumPeer."""
+
+    async def connect(url: str, subprotocols: Optional[list[str]] = None) -> Conn:
+        from peers import PeerRejected
+
+        try:
+            return PeerConn(await peer.open(url, subprotocols))
+        except PeerRejected as exc:
+            raise Rejected(exc.status, exc.headers, exc.body) from None
+
+    return connect
+
+
 Connect = Callable[..., Awaitable[Conn]]
 CLIENTS: dict[str, Connect] = {"websockets": connect_websockets, "femtows": connect_femtows}
+# Clients run in scripts/peers processes; their connect functions come from peer_connector().
+PEER_CLIENTS = ("node", "chromium")
+# What a browser's WebSocket API cannot do: see a refused upgrade's status and headers, read
+# the 101's headers, write arbitrary bytes, drop TCP.
+BROWSERS = ("chromium",)
