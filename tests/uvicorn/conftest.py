@@ -2,9 +2,10 @@
 trimming of the loop/transport matrix where it changes nothing.
 
 tests/conftest.py runs every coroutine test on asyncio and uvloop, and with femtows's two
-transport layers (afn/loopnet). The transport layer only matters to the femtows client, so the
-other clients run once (afn); Node and Chromium, separate processes, run on the asyncio loop
-only (the server's uvloop path is covered by the in-process clients).
+transport layers (afn/loopnet). The server under test is uvicorn, which always uses the loop's
+own transports, so the transport layer only changes the femtows *client* (tested on both
+elsewhere): these tests run once (afn). Node and Chromium, separate processes, run on the
+asyncio loop only (the server's uvloop path is covered by the in-process clients).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
         client = params.get("client")
-        redundant = here in Path(str(item.fspath)).parents and client is not None and (
-            (client != "femtows" and params.get("net_kind") == "loopnet")
+        redundant = here in Path(str(item.fspath)).parents and (
+            params.get("net_kind") == "loopnet"
             or (client in PEER_CLIENTS and params.get("loop_kind") == "uvloop"))
         (drop if redundant else keep).append(item)
     if drop:

@@ -316,3 +316,41 @@ async def test_connection_dropped(impl: str, app_name: str, client: str,
     # No CLOSE frame arrived: RFC 6455 §7.1.5 says 1006 (abnormal closure); the built-ins
     # report 1005 (no status code in a CLOSE that was received), which did not happen.
     assert code == (1006 if impl == "femtows" else 1005)
+
+
+@impl_param
+async def test_tls_scheme_wss(impl: str) -> None:
+    # uvicorn serving TLS: the scope says wss and femtows's core runs over the TLS transport.
+    import ssl
+
+    from websockets.asyncio.client import connect
+
+    certs = Path(__file__).resolve().parents[1] / "certs"
+    client_ctx = ssl.create_default_context(cafile=str(certs / "cert.pem"))
+    async with serve(impl, "starlette", ssl_certfile=str(certs / "cert.pem"),
+                     ssl_keyfile=str(certs / "key.pem")) as srv:
+        assert srv.url().startswith("wss://")
+        async with connect(srv.url("/scope"), ssl=client_ctx) as ws:
+            scope = json.loads(await ws.recv())
+            assert scope["scheme"] == "wss"
+        big = bytes(range(256)) * 1000
+        async with connect(srv.url("/echo"), ssl=client_ctx) as ws:
+            for message in ("tls", big, "x" * 100_000):
+                await ws.send(message)
+                assert await ws.recv() == message
+
+
+@impl_param
+async def test_keepalive_closes_unresponsive_client(impl: str) -> None:
+    # A client that never answers PING is closed after ws_ping_interval + ws_ping_timeout:
+    # femtows with 1001 (going away, its auto-ping's code), the built-ins with 1011.
+    from clients import FemtowsConn, _Queue
+
+    from femtows import ws_connect
+
+    async with serve(impl, "starlette", ws_ping_interval=0.2, ws_ping_timeout=0.2) as srv:
+        transport, listener = await ws_connect(_Queue, srv.url("/echo"),
+                                               enable_auto_pong=False)
+        assert isinstance(listener, _Queue)
+        code, _ = await FemtowsConn(transport, listener).closed()
+    assert code == (1001 if impl == "femtows" else 1011)
