@@ -486,6 +486,8 @@ class FemtowsProtocol(asyncio.Protocol):
             return message
         if self._disconnect is not None:
             return self._disconnect  # every later call gets the disconnect again
+        if self._waiter is not None:
+            raise RuntimeError("receive() is already awaited by another task")
         waiter: asyncio.Future[Message] = self.loop.create_future()
         self._waiter = waiter
         try:

@@ -354,3 +354,18 @@ async def test_keepalive_closes_unresponsive_client(impl: str) -> None:
         assert isinstance(listener, _Queue)
         code, _ = await FemtowsConn(transport, listener).closed()
     assert code == (1001 if impl == "femtows" else 1011)
+
+
+@impl_param
+async def test_invalid_upgrade_request_refused_before_the_app(impl: str) -> None:
+    # A Sec-WebSocket-Key that is not base64 of 16 bytes: femtows and websockets-sansio refuse
+    # it with 400 before the app runs; wsproto's implementation accepts it (101).
+    from tests.utils import raw_upgrade_request
+
+    async with serve(impl, "starlette") as srv:
+        reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+        writer.write(raw_upgrade_request("/echo", key="not-a-key",
+                                         host=f"127.0.0.1:{srv.port}"))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+        writer.close()
+    assert head.startswith(b"HTTP/1.1 101 " if impl == "wsproto" else b"HTTP/1.1 400 ")
