@@ -358,21 +358,11 @@ async def run_client(args: argparse.Namespace) -> None:
 async def start_uvicorn_server(impl: str, tls: Optional[ssl.SSLContext], backlog: int) -> int:
     """A FastAPI echo endpoint on uvicorn with the WebSocket implementation ``impl`` (femtows,
     websockets-sansio, wsproto); returns the port (bench/uvicorn_bench.py)."""
-    import socket
-
     import uvicorn
-    from fastapi import FastAPI, WebSocket, WebSocketDisconnect
 
-    app = FastAPI()
-
-    @app.websocket("/")
-    async def echo(websocket: WebSocket) -> None:
-        await websocket.accept()
-        try:
-            while True:
-                await websocket.send_bytes(await websocket.receive_bytes())
-        except WebSocketDisconnect:
-            pass
+    if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
+        sys.path.insert(0, str(REPO))
+    from bench.uvicorn_app import app
 
     ws: Any = impl
     if impl == "femtows":

@@ -62,6 +62,11 @@ _OPEN = 2  # accepted: the core protocol owns the transport
 _CLOSED = 3  # the app sent websocket.close, or the connection was refused
 
 _new_core_logger = connection_logger_factory("uvicorn", "server")
+# Looked up once: these are compared or passed on every message.
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONTINUATION = WSMsgType.CONTINUATION
+_CLOSE = WSMsgType.CLOSE
 
 
 def _feed(protocol: asyncio.BufferedProtocol, data: Union[bytes, bytearray]) -> None:
@@ -96,25 +101,24 @@ class _Listener(WSListener):
         self.owner._on_connected(transport)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        owner = self.owner
         op = frame.msg_type
-        if op == WSMsgType.TEXT:
+        if op == _BINARY:
             if frame.fin:
-                owner._deliver({"type": "websocket.receive",
-                                "text": frame.get_payload_as_utf8_text()})
-            else:
-                self._start_fragments(frame, True)
-        elif op == WSMsgType.BINARY:
-            if frame.fin:
-                owner._deliver({"type": "websocket.receive",
-                                "bytes": frame.get_payload_as_bytes()})
+                self.owner._deliver({"type": "websocket.receive",
+                                     "bytes": frame.get_payload_as_bytes()})
             else:
                 self._start_fragments(frame, False)
-        elif op == WSMsgType.CONTINUATION:
+        elif op == _TEXT:
+            if frame.fin:
+                self.owner._deliver({"type": "websocket.receive",
+                                     "text": frame.get_payload_as_utf8_text()})
+            else:
+                self._start_fragments(frame, True)
+        elif op == _CONTINUATION:
             self._continue_fragments(transport, frame)
-        elif op == WSMsgType.CLOSE:
+        elif op == _CLOSE:
             code = int(frame.get_close_code()) or 1005
-            owner._deliver_disconnect(code, frame.get_close_reason() or "")
+            self.owner._deliver_disconnect(code, frame.get_close_reason() or "")
         # PING is answered by the core; PONGs of our keepalive are consumed by the core.
 
     def _start_fragments(self, frame: WSFrame, text: bool) -> None:
@@ -515,12 +519,12 @@ class FemtowsProtocol(asyncio.Protocol):
             if kind == "websocket.send":
                 data = message.get("bytes")
                 if data is not None:
-                    ws.send(WSMsgType.BINARY, data)
+                    ws.send(_BINARY, data)
                     return
                 text = message.get("text")
                 if text is None:
                     raise RuntimeError("websocket.send needs 'bytes' or 'text'")
-                ws.send(WSMsgType.TEXT, text)
+                ws.send(_TEXT, text)
             elif kind == "websocket.close":
                 code = message.get("code") or 1000
                 reason = message.get("reason") or ""
