@@ -80,6 +80,13 @@ def _feed(protocol: asyncio.BufferedProtocol, data: Union[bytes, bytearray]) -> 
         view = view[n:]
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _header_str(value: bytes) -> str:
     # ASGI header bytes -> the str femtows's response builder takes; latin-1 is lossless and
     # the builder encodes back with UTF-8 + surrogateescape, so keep ASCII as the common case.
@@ -216,6 +223,7 @@ class FemtowsProtocol(asyncio.Protocol):
         self._writable: Optional[asyncio.Future[None]] = None  # set while writing is paused
         self._lost = False
         self._app_closed = False
+        self._opened = False  # "connection open" / "rejected" logged, "closed" still due
         self._response: Optional[tuple[int, list[tuple[str, str]], bytearray]] = None
 
     # -- asyncio protocol (until the app accepts) ------------------------------------------
@@ -332,6 +340,8 @@ class FemtowsProtocol(asyncio.Protocol):
         self._state = _CLOSED
         if self._lost or self.transport.is_closing():
             return
+        self._opened = True
+        self.logger.info("connection rejected (%d %s)", status, _phrase(status))
         self.transport.write(wire)
         self.transport.close()
 
@@ -373,6 +383,8 @@ class FemtowsProtocol(asyncio.Protocol):
             auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
         )
         self._state = _OPEN
+        self._opened = True
+        self.logger.info("connection open")
         core.connection_made(self.transport)
         self.transport.set_protocol(core)
         data, self._buffer = self._buffer, bytearray()
@@ -438,6 +450,9 @@ class FemtowsProtocol(asyncio.Protocol):
 
     def _forget(self) -> None:
         self.connections.discard(self)
+        if self._opened:
+            self._opened = False
+            self.logger.info("connection closed")
         if self.logger.isEnabledFor(TRACE_LOG_LEVEL):
             self.logger.log(TRACE_LOG_LEVEL, "%sWebSocket connection lost", self._log_prefix())
 

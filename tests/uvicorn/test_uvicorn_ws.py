@@ -369,3 +369,26 @@ async def test_invalid_upgrade_request_refused_before_the_app(impl: str) -> None
         head = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
         writer.close()
     assert head.startswith(b"HTTP/1.1 101 " if impl == "wsproto" else b"HTTP/1.1 400 ")
+
+
+@impl_param
+async def test_access_log_lines(impl: str, caplog: pytest.LogCaptureFixture) -> None:
+    # uvicorn's access-style lines on uvicorn.error; femtows also logs the "connection open /
+    # rejected / closed" lines of uvicorn's default (websockets) implementation.
+    from websockets.asyncio.client import connect
+
+    with caplog.at_level(logging.INFO, "uvicorn.error"):
+        async with serve(impl, "starlette", log_level="info") as srv:
+            async with connect(srv.url("/echo?x=1")) as ws:
+                await ws.send("hi")
+                assert await ws.recv() == "hi"
+            with pytest.raises(Exception, match="403"):
+                async with connect(srv.url("/forbidden")):
+                    pass
+    lines = [r.getMessage() for r in caplog.records if r.name == "uvicorn.error"]
+    assert any(line.endswith(' - "WebSocket /echo?x=1" [accepted]') for line in lines), lines
+    assert any(line.endswith(' - "WebSocket /forbidden" 403') for line in lines), lines
+    if impl == "femtows":
+        assert lines.count("connection open") == 1
+        assert "connection rejected (403 Forbidden)" in lines
+        assert lines.count("connection closed") == 2
