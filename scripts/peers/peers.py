@@ -193,7 +193,8 @@ class NodePeer(Peer):
 
 class ChromiumPeer(Peer):
     """Headless Chromium (``run.py chromium``); calls run in one about:blank page through the
-    DevTools protocol (Runtime.evaluate), where wsclient.js is loaded."""
+    DevTools protocol (Runtime.evaluate), where wsclient.js is loaded. One DevTools connection
+    per event loop, calls serialized on it."""
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
@@ -214,16 +215,27 @@ class ChromiumPeer(Peer):
         self.page_url: str = pages[0]["webSocketDebuggerUrl"]
         self._ids = itertools.count(1)
         self._loaded = False
+        self._cdp: Optional[tuple[asyncio.AbstractEventLoop, Any, asyncio.Lock]] = None
 
     async def call(self, js: str, timeout: float = CALL_TIMEOUT) -> Any:
-        from websockets.asyncio.client import connect
-
         async with asyncio.timeout(timeout):
-            async with connect(self.page_url, max_size=None, ping_interval=None) as cdp:
+            cdp, lock = await self._devtools()
+            async with lock:
                 if not self._loaded:
                     await self._evaluate(cdp, WSCLIENT_JS)
                     self._loaded = True
                 return await self._evaluate(cdp, f"(async () => {{ {js} }})()")
+
+    async def _devtools(self) -> tuple[Any, asyncio.Lock]:
+        """The DevTools connection of the running event loop (one per loop: a test session
+        runs each test on a fresh loop), and the lock that serializes calls on it."""
+        from websockets.asyncio.client import connect
+
+        loop = asyncio.get_running_loop()
+        if self._cdp is None or self._cdp[0] is not loop or self._cdp[1].close_code is not None:
+            ws = await connect(self.page_url, max_size=None, ping_interval=None)
+            self._cdp = (loop, ws, asyncio.Lock())
+        return self._cdp[1], self._cdp[2]
 
     async def _evaluate(self, cdp: Any, expression: str) -> Any:
         call_id = next(self._ids)
