@@ -264,12 +264,15 @@ class FemtowsProtocol(asyncio.Protocol):
         self._resume_writing()
 
     def eof_received(self) -> Optional[bool]:
+        """The client half-closed before the app answered: let the transport close."""
         return None
 
     def pause_writing(self) -> None:
+        """The transport's buffer is full: ``send()`` waits until it drains."""
         self._pause_writing()
 
     def resume_writing(self) -> None:
+        """The transport's buffer drained: waiting ``send()`` calls go on."""
         self._resume_writing()
 
     def shutdown(self) -> None:

@@ -13,6 +13,8 @@ Endpoints (identical behaviour in both apps):
 * ``/close``: accepts, then closes with code 4001 and reason ``custom``.
 * ``/broadcast``: every text message received is sent to every connected client.
 * ``/raise``: accepts, sends ``ready``, then raises.
+* ``/flood?n=N&size=S``: sends N binary messages of S bytes (the index repeated), then closes
+  with 1000 (faster than the client reads: the send side's flow control).
 * ``/return``: accepts, sends ``ready`` and returns without closing.
 * ``/disconnect``: accepts, waits for the client to go, and records the disconnect code in
   ``DISCONNECTS`` (see :func:`expect_disconnect`).
@@ -152,6 +154,14 @@ async def raise_(ws: WebSocket) -> None:
     raise RuntimeError("the application failed on purpose")
 
 
+async def flood(ws: WebSocket) -> None:
+    await ws.accept()
+    n, size = int(ws.query_params["n"]), int(ws.query_params["size"])
+    for i in range(n):
+        await ws.send_bytes(i.to_bytes(4, "big") * (size // 4))
+    await ws.close()
+
+
 async def return_(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_text("ready")
@@ -181,6 +191,7 @@ def starlette_app() -> Starlette:
         WebSocketRoute("/raise", raise_),
         WebSocketRoute("/disconnect", disconnect),
         WebSocketRoute("/return", return_),
+        WebSocketRoute("/flood", flood),
     ])
 
 
@@ -228,6 +239,10 @@ def fastapi_app() -> FastAPI:
     @app.websocket("/disconnect")
     async def _disconnect(ws: FastAPIWebSocket) -> None:
         await disconnect(ws)
+
+    @app.websocket("/flood")
+    async def _flood(ws: FastAPIWebSocket) -> None:
+        await flood(ws)
 
     @app.websocket("/return")
     async def _return(ws: FastAPIWebSocket) -> None:

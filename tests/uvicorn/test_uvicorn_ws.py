@@ -392,3 +392,17 @@ async def test_access_log_lines(impl: str, caplog: pytest.LogCaptureFixture) -> 
         assert lines.count("connection open") == 1
         assert "connection rejected (403 Forbidden)" in lines
         assert lines.count("connection closed") == 2
+
+
+@impl_param
+@app_param
+@pytest.mark.parametrize("client", ["websockets", "femtows"])
+async def test_server_sends_faster_than_client_reads(impl: str, app_name: str, client: str,
+                                                    connect: Connect) -> None:
+    # 300 x 64 KiB from the app: send() waits while the transport's buffer is full; every
+    # message arrives, in order, then the CLOSE.
+    async with serve(impl, app_name) as srv:
+        conn = await connect(srv.url("/flood?n=300&size=65536"))
+        for i in range(300):
+            assert await conn.recv() == i.to_bytes(4, "big") * 16384
+        assert await conn.closed() == (1000, "")
