@@ -38,6 +38,7 @@ KEY = REPO / "tests" / "certs" / "key.pem"
 LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
     "websockets", "aiohttp", "floor", "floor-afn", "femtows-sync", "websockets-sync",
+    "uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto",
 )
 # The websockets asyncio API and its re-implementations: the same program on each.
 WEBSOCKETS_APIS = {
@@ -415,11 +416,40 @@ async def run_client(args: argparse.Namespace) -> None:
 # Servers
 
 
+async def start_uvicorn_server(impl: str, tls: Optional[ssl.SSLContext], backlog: int) -> int:
+    """A FastAPI echo endpoint on uvicorn with the WebSocket implementation ``impl`` (femtows,
+    websockets-sansio, wsproto); returns the port (bench/uvicorn_bench.py)."""
+    import uvicorn
+
+    if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
+        sys.path.insert(0, str(REPO))
+    from bench.uvicorn_app import app
+
+    ws: Any = impl
+    if impl == "femtows":
+        from femtows.uvicorn import FemtowsProtocol
+
+        ws = FemtowsProtocol
+    if tls is not None:
+        raise SystemExit("the uvicorn rows run over TCP only")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    config = uvicorn.Config(app, ws=ws, ws_max_size=64 * 1024 * 1024, ws_ping_interval=None,
+                            ws_per_message_deflate=False, lifespan="off", log_level="warning",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    return int(sock.getsockname()[1])
+
+
 async def start_server(args: argparse.Namespace) -> int:
     """Start the echo server; returns the bound port."""
     tls = server_ssl_context() if args.tls else None
     host = "127.0.0.1"
     backlog = 4096
+    if args.lib.startswith("uvicorn-"):
+        return await start_uvicorn_server(args.lib[len("uvicorn-"):], tls, backlog)
     if args.lib in ("femtows", "femtows-loop", "femtows-cython", "picows"):
         ws: Any
         if args.lib == "picows":

@@ -52,6 +52,8 @@ ECHO_PROGRAMS = {
         EXAMPLES / "websockets" / "autobahn_echo_sync_client.py",
     ),
 }
+UVICORN_ECHO = EXAMPLES / "uvicorn_echo.py"  # Starlette echo endpoint on uvicorn (--uvicorn)
+UVICORN_IMPLS = ("femtows", "websockets-sansio", "wsproto")
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0  # seconds for a subprocess to start listening
@@ -293,6 +295,7 @@ class Options:
     agent: str
     env: Dict[str, str]
     api: str = "core"
+    uvicorn: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -331,6 +334,8 @@ class DirectionResult:
     outcomes: List[CaseOutcome] = field(default_factory=list)
     errors: List[str] = field(default_factory=list)  # harness-level problems
     expected_count: Optional[int] = None
+    title: Optional[str] = None  # instead of DIRECTIONS[direction]
+    informational: bool = False  # a comparison run: its failures do not fail the run
 
     @property
     def failures(self) -> List[CaseOutcome]:
@@ -341,19 +346,30 @@ class DirectionResult:
         return not self.errors and not self.failures
 
 
-def run_server_direction(opts: Options) -> DirectionResult:
-    """kosoku fuzzingclient drives the example echo server."""
+def run_server_direction(opts: Options, uvicorn_impl: Optional[str] = None) -> DirectionResult:
+    """kosoku fuzzingclient drives the example echo server, or (``uvicorn_impl``) the Starlette
+    echo endpoint of examples/uvicorn_echo.py on uvicorn with that WebSocket implementation."""
     result = DirectionResult("server")
     report_dir = opts.outdir / "servers"
-    clear_reports(report_dir)
-    deadline = time.monotonic() + opts.timeout
-    started_at = time.monotonic()
     server_argv = [
         sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][0]),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
     ]  # fmt: skip
+    log_name = "server.log"
+    if uvicorn_impl is not None:
+        result.title = f"Starlette echo on uvicorn, ws={uvicorn_impl} (kosoku fuzzingclient)"
+        result.informational = uvicorn_impl != "femtows"
+        report_dir = opts.outdir / f"uvicorn-{uvicorn_impl}"
+        log_name = f"uvicorn-{uvicorn_impl}.log"
+        server_argv = [
+            sys.executable, "-u", str(UVICORN_ECHO),
+            "--host", HOST, "--port", "0", "--loop", opts.loop, "--ws", uvicorn_impl,
+        ]  # fmt: skip
+    clear_reports(report_dir)
+    deadline = time.monotonic() + opts.timeout
+    started_at = time.monotonic()
     try:
-        with started("echo-server", server_argv, opts.outdir / "server.log", opts.env) as server:
+        with started("echo-server", server_argv, opts.outdir / log_name, opts.env) as server:
             match = server.wait_for_line(r"^LISTENING (\d+)$", STARTUP_TIMEOUT)
             if match is None:
                 code = server.popen.poll()
@@ -601,9 +617,11 @@ def failure_lines(result: DirectionResult, markdown: bool) -> List[str]:
 
 
 def format_result(result: DirectionResult, markdown: bool) -> str:
-    title = DIRECTIONS[result.direction]
+    title = result.title or DIRECTIONS[result.direction]
     agents = sorted({o.agent for o in result.outcomes})
     verdict = "PASS" if result.ok else "FAIL"
+    if result.informational:
+        verdict += " (comparison only)"
     wall = f"wall time {result.wall_time:.1f}s" if result.wall_time else "existing reports"
     head = f"{len(result.outcomes)} cases, agent {', '.join(agents) or '-'}, {wall}: {verdict}"
     out: List[str] = []
@@ -666,6 +684,12 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="cases kosoku runs at once in server mode (fuzzingclient -p; default 1)",
     )  # fmt: skip
     parser.add_argument("--agent", default="femtows", help="agent name in client mode")
+    parser.add_argument(
+        "--uvicorn", nargs="+", default=[], choices=UVICORN_IMPLS, metavar="IMPL",
+        help="server mode against examples/uvicorn_echo.py (Starlette on uvicorn) with these "
+             "WebSocket implementations instead of the core echo server: femtows, "
+             "websockets-sansio, wsproto (only femtows's verdict decides the exit status)",
+    )  # fmt: skip
     parser.add_argument("--markdown", type=Path, help="also write the summary as markdown")
     parser.add_argument(
         "--pythonpath", action="append", default=[], metavar="DIR",
@@ -712,6 +736,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         agent=args.agent,
         env=env,
         api=args.api,
+        uvicorn=list(args.uvicorn),
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
@@ -721,7 +746,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     results: List[DirectionResult] = []
     try:
-        if args.mode in ("server", "both"):
+        if args.mode in ("server", "both") and opts.uvicorn:
+            for impl in opts.uvicorn:
+                if args.report_only:
+                    res = existing_result("server", outdir / f"uvicorn-{impl}")
+                    res.title = f"Starlette echo on uvicorn, ws={impl}"
+                    res.informational = impl != "femtows"
+                    results.append(res)
+                else:
+                    results.append(run_server_direction(opts, impl))
+        elif args.mode in ("server", "both"):
             if args.report_only:
                 results.append(existing_result("server", outdir / "servers"))
             else:
@@ -739,8 +773,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_result(result, markdown=False), end="")
     print()
     for result in results:
+        name = result.title.split(" (")[0] if result.title else result.direction
         print(
-            f"{result.direction:>6}: {'PASS' if result.ok else 'FAIL'} "
+            f"{name:>6}: {'PASS' if result.ok else 'FAIL'}"
+            f"{' (comparison only)' if result.informational else ''} "
             f"({len(result.outcomes)} cases, {len(result.failures)} failing, "
             f"{len(result.errors)} harness errors, {result.wall_time:.1f}s)"
         )
@@ -755,7 +791,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text("\n".join(md), encoding="utf-8")
         print(f"markdown summary written to {args.markdown}")
-    return 0 if results and all(r.ok for r in results) else 1
+    return 0 if results and all(r.ok or r.informational for r in results) else 1
 
 
 if __name__ == "__main__":
