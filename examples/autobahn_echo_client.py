@@ -9,6 +9,10 @@ the library's auto-pong. Finally asks the server to write its reports
 
     kosoku -m fuzzingserver 127.0.0.1:9002
     python examples/autobahn_echo_client.py --url ws://127.0.0.1:9002 --agent femtows
+
+With ``--compression`` every case connection offers permessage-deflate
+(``compression="deflate"``): frames arrive decompressed and the echo is compressed again by the
+library (Autobahn 12.* and 13.*).
 """
 
 from __future__ import annotations
@@ -95,11 +99,16 @@ def parse_cases(spec: Optional[str], count: int) -> List[int]:
     return [n for n in selected if 1 <= n <= count]
 
 
-async def run_case(url: str, case: int, agent: str, timeout: float) -> Optional[str]:
+async def run_case(
+    url: str, case: int, agent: str, timeout: float, compression: Optional[str] = None
+) -> Optional[str]:
     case_url = f"{url}/runCase?case={case}&agent={quote(agent)}"
     try:
         transport, _ = await asyncio.wait_for(
-            ws_connect(echo_listener, case_url, max_frame_size=MAX_FRAME_SIZE), timeout
+            ws_connect(
+                echo_listener, case_url, max_frame_size=MAX_FRAME_SIZE, compression=compression
+            ),
+            timeout,
         )
     except Exception as exc:
         return f"connect failed: {type(exc).__name__}: {exc}"
@@ -111,7 +120,9 @@ async def update_reports(url: str, agent: str, timeout: float) -> None:
     await wait_closed(transport, timeout)
 
 
-async def amain(url: str, agent: str, cases_spec: Optional[str], timeout: float) -> int:
+async def amain(
+    url: str, agent: str, cases_spec: Optional[str], timeout: float, compression: Optional[str]
+) -> int:
     url = url.rstrip("/")
     count = await get_case_count(url, timeout)
     cases = parse_cases(cases_spec, count)
@@ -119,7 +130,7 @@ async def amain(url: str, agent: str, cases_spec: Optional[str], timeout: float)
     started = time.monotonic()
     problems = 0
     for case in cases:
-        problem = await run_case(url, case, agent, timeout)
+        problem = await run_case(url, case, agent, timeout, compression)
         if problem is not None:
             problems += 1
             print(f"case {case}: {problem}", flush=True)
@@ -160,9 +171,15 @@ def main() -> int:
     parser.add_argument(
         "--case-timeout", type=float, default=120.0, help="seconds allowed per case"
     )
+    parser.add_argument(
+        "--compression", action="store_true", help="offer permessage-deflate on every case"
+    )
     args = parser.parse_args()
+    compression = "deflate" if args.compression else None
     try:
-        return run(amain(args.url, args.agent, args.cases, args.case_timeout), args.loop)
+        return run(
+            amain(args.url, args.agent, args.cases, args.case_timeout, compression), args.loop
+        )
     except KeyboardInterrupt:
         return 130
 

@@ -278,6 +278,7 @@ class Options:
     parallelism: int
     agent: str
     env: Dict[str, str]
+    compression: bool = False
 
 
 @dataclass
@@ -336,7 +337,7 @@ def run_server_direction(opts: Options) -> DirectionResult:
     server_argv = [
         sys.executable, "-u", str(ECHO_SERVER),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
-    ]  # fmt: skip
+    ] + (["--compression"] if opts.compression else [])  # fmt: skip
     try:
         with started("echo-server", server_argv, opts.outdir / "server.log", opts.env) as server:
             match = server.wait_for_line(r"^LISTENING (\d+)$", STARTUP_TIMEOUT)
@@ -409,7 +410,7 @@ def run_client_direction(opts: Options) -> DirectionResult:
             client_argv = [
                 sys.executable, "-u", str(ECHO_CLIENT),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
-            ]  # fmt: skip
+            ] + (["--compression"] if opts.compression else [])  # fmt: skip
             client_log = opts.outdir / "client.log"
             with started("echo-client", client_argv, client_log, opts.env) as client:
                 code = client.wait(deadline - time.monotonic())
@@ -646,6 +647,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="cases kosoku runs at once in server mode (fuzzingclient -p; default 1)",
     )  # fmt: skip
     parser.add_argument("--agent", default="femtows", help="agent name in client mode")
+    parser.add_argument(
+        "--compression", action="store_true",
+        help="run the echo examples with permessage-deflate on (cases 12.* and 13.*)",
+    )  # fmt: skip
     parser.add_argument("--markdown", type=Path, help="also write the summary as markdown")
     parser.add_argument(
         "--pythonpath", action="append", default=[], metavar="DIR",
@@ -691,11 +696,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parallelism=args.parallelism,
         agent=args.agent,
         env=env,
+        compression=args.compression,
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
         selection += " minus " + " ".join(opts.exclude)
-    print(f"Autobahn (kosoku): {selection}; loop={opts.loop}; reports in {outdir}", flush=True)
+    print(
+        f"Autobahn (kosoku): {selection}; loop={opts.loop}; "
+        f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
+        flush=True,
+    )
 
     results: List[DirectionResult] = []
     try:
