@@ -45,6 +45,7 @@ import os
 import socket
 import threading
 from http import HTTPStatus as _HTTPStatus
+from inspect import isawaitable as _isawaitable
 
 from femtows import handshake as _handshake
 from femtows.errors import WSInvalidMessageError, WSProtocolError
@@ -1064,6 +1065,8 @@ cdef class WSProtocolCore:
         object _handshake_timer
         object _handshake_future      # client: resolves to (transport, listener)
         object _listener_factory
+        object _factory_task          # server: an async listener factory still deciding
+        bint _factory_paused          # ... and reading was paused meanwhile (too much data)
         object _request
         bytes _request_bytes
         str _key
@@ -1173,6 +1176,9 @@ cdef class WSProtocolCore:
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
+        if self._factory_task is not None:
+            self._factory_task.cancel()
+            self._factory_task = None
         if t is None:
             return
         t._disconnected = True
@@ -1389,6 +1395,13 @@ cdef class WSProtocolCore:
 
     cdef _process_upgrade_request(self):
         cdef bytes head
+        if self._factory_task is not None:
+            # An async listener factory is deciding: what arrives waits in the buffer. Reading
+            # goes on (so that a peer leaving is noticed) until that exceeds the head limit.
+            if not self._factory_paused and self._rend - self._rstart > self._max_head_size:
+                self._factory_paused = True
+                self._underlying.pause_reading()
+            return
         try:
             head = self._take_head()
         except _HeadTooLarge:
@@ -1410,6 +1423,47 @@ cdef class WSProtocolCore:
             self._logger.exception("the listener factory raised; answering 500")
             self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
             return
+        if (result is not None and not isinstance(result, WSListener)
+                and not isinstance(result, _handshake.WSUpgradeResponseWithListener)
+                and _isawaitable(result)):
+            self._await_listener_factory(request, result)
+            return
+        self._answer_upgrade_request(request, result)
+
+    cdef _await_listener_factory(self, request, awaitable):
+        # An async factory: nothing more is processed until it decides (the head is consumed;
+        # whatever follows waits in the buffer, see _process_upgrade_request). The handshake
+        # timer keeps running; a lost connection cancels the task (connection_lost).
+        self._request = request
+        self._factory_task = asyncio.ensure_future(awaitable)
+        self._factory_task.add_done_callback(self._on_listener_factory_done)
+
+    def _on_listener_factory_done(self, task):
+        self._factory_task = None
+        request = self._request
+        self._request = None
+        if self._state != HANDSHAKE or task.cancelled():
+            if self._state == HANDSHAKE:
+                self._underlying.abort()  # cancelled by someone else: nothing sensible to send
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._logger.error("the listener factory raised; answering 500", exc_info=exc)
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
+        self._answer_upgrade_request(request, task.result())
+        if self._state == OPEN:
+            if self._factory_paused:
+                self._factory_paused = False
+                self._underlying.resume_reading()
+            if self._rstart < self._rend:
+                self._process_frames()
+                if self._rstart == self._rend:
+                    self._rstart = 0
+                    self._rend = 0
+                    self._rneed = 0
+
+    cdef _answer_upgrade_request(self, request, result):
         custom = None
         if result is None:
             self._reject(_HTTPStatus.NOT_FOUND, "404 Not Found", None)
@@ -1626,7 +1680,7 @@ cdef class WSProtocolCore:
             if rc == HEADER_OK:
                 rc = self._check_header(&h)
             if rc != HEADER_OK:
-                self._fail(rc, _header_error_reason(rc, &h, self._is_client))
+                self._fail(rc, _header_error_reason(rc, &h, self._is_client, self._max_frame_size))
                 if rc == 1009 and avail < h.header_len + h.payload_len:
                     # The frame is well formed, only too big: skip its payload as it arrives
                     # so that the peer's CLOSE reply is still recognised.
@@ -1904,9 +1958,10 @@ cdef class WSProtocolCore:
             t.disconnect(True)
 
 
-cdef str _header_error_reason(int code, FrameHeader *h, bint is_client):
+cdef str _header_error_reason(int code, FrameHeader *h, bint is_client, uint64_t max_size):
     if code == 1009:
-        return f"frame of {h.payload_len} bytes exceeds max_frame_size"
+        # Worded like websockets' PayloadTooBig, so both APIs report it the same way.
+        return f"frame with {h.payload_len} bytes exceeds limit of {max_size} bytes"
     if h.b0 & 0x70:
         return "reserved bits set that no negotiated extension allows here"
     if h.masked == is_client:

@@ -38,6 +38,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
 ECHO_SERVER = EXAMPLES / "autobahn_echo_server.py"
 ECHO_CLIENT = EXAMPLES / "autobahn_echo_client.py"
+# --api websockets: the same echo written against femtows.websockets (websockets' API):
+# ``async for message in ws: await ws.send(message)``.
+ECHO_PROGRAMS = {
+    "core": (ECHO_SERVER, ECHO_CLIENT),
+    "websockets": (
+        EXAMPLES / "websockets" / "autobahn_echo_server.py",
+        EXAMPLES / "websockets" / "autobahn_echo_client.py",
+    ),
+}
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0  # seconds for a subprocess to start listening
@@ -278,6 +287,7 @@ class Options:
     parallelism: int
     agent: str
     env: Dict[str, str]
+    api: str = "core"
     compression: bool = False
 
 
@@ -335,7 +345,7 @@ def run_server_direction(opts: Options) -> DirectionResult:
     deadline = time.monotonic() + opts.timeout
     started_at = time.monotonic()
     server_argv = [
-        sys.executable, "-u", str(ECHO_SERVER),
+        sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][0]),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
     ] + (["--compression"] if opts.compression else [])  # fmt: skip
     try:
@@ -408,7 +418,7 @@ def run_client_direction(opts: Options) -> DirectionResult:
                 raise HarnessError("kosoku fuzzingserver did not start listening")
 
             client_argv = [
-                sys.executable, "-u", str(ECHO_CLIENT),
+                sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
             ] + (["--compression"] if opts.compression else [])  # fmt: skip
             client_log = opts.outdir / "client.log"
@@ -637,6 +647,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="case ids or globs to leave out, e.g. '12.*' '13.*'",
     )  # fmt: skip
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--api", choices=tuple(ECHO_PROGRAMS), default="core",
+        help="echo programs: the core callback API (examples/) or the websockets-compatible "
+             "API (examples/websockets/)",
+    )  # fmt: skip
     parser.add_argument("--outdir", type=Path, default=Path("reports/autobahn"))
     parser.add_argument(
         "--timeout", type=float, default=900.0,
@@ -660,7 +675,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--report-only", action="store_true",
         help="run nothing: summarize the reports already in OUTDIR/servers and OUTDIR/clients",
     )  # fmt: skip
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.compression and args.api != "core":
+        # The websockets-API echo uses its own default (compression="deflate" once wired).
+        parser.error("--compression applies to --api core only")
+    return args
 
 
 def existing_result(direction: str, report_dir: Path) -> DirectionResult:
@@ -696,13 +715,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parallelism=args.parallelism,
         agent=args.agent,
         env=env,
+        api=args.api,
         compression=args.compression,
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
         selection += " minus " + " ".join(opts.exclude)
     print(
-        f"Autobahn (kosoku): {selection}; loop={opts.loop}; "
+        f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
         f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
         flush=True,
     )
