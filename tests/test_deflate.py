@@ -430,3 +430,31 @@ async def test_client_without_compression_ignores_extensions_header():
         peer.send(encode_frame(BINARY, b"x", rsv=RSV1, mask=False))
         frame = await read_frame(peer.reader)
         assert frame.close_code == 1002
+
+
+# -- the zlib layer itself (femtows/_core/pmd.pyx) -----------------------------------------------
+
+
+def test_pmd_codec_limits_and_close():
+    from femtows._core.pmd import PerMessageDeflate, zlib_version
+
+    assert zlib_version().startswith("1.")
+    params = femtows.WSDeflateParams(False, True, 8, 10)
+    sender, receiver = PerMessageDeflate(params), PerMessageDeflate(params)
+    ref = Reference(10, takeover=False)
+    for message in MESSAGES:
+        wire = sender.compress(message)
+        assert wire == ref.frame(message)  # local_no_context_takeover: reset per message
+    # remote window 8: a zlib peer really compresses with 9 (madler/zlib#171): still inflated.
+    nine = Reference(9)
+    data = bytes(range(256)) * 40
+    assert receiver.decompress(nine.frame(data)) == data
+    assert receiver.decompress(_SEGMENT, fin=False, limit=(1 << 20)) == bytes(1 << 20)
+    with pytest.raises(WSProtocolError) as info:
+        receiver.decompress(_SEGMENT, limit=(1 << 20) - 1)
+    assert info.value.code == 1009
+    assert receiver.buffer_sizes[0] <= (1 << 20) + 1  # grown to limit + 1 at most
+    receiver.close()
+    assert receiver.buffer_sizes == (0, 0)
+    with pytest.raises(RuntimeError, match="after close"):
+        receiver.decompress(b"x")

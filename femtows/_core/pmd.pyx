@@ -186,7 +186,9 @@ cdef class PerMessageDeflate:
         if self._closed:
             raise RuntimeError("permessage-deflate state used after close")
         if not self._inf_ready:
-            rc = inflateInit2(&self._inf, -self._remote_bits)
+            # A peer that asked for 8 bits but compresses with zlib really uses 9
+            # (madler/zlib#171); a larger inflate window is always safe.
+            rc = inflateInit2(&self._inf, -(self._remote_bits if self._remote_bits > 9 else 9))
             if rc == Z_MEM_ERROR:
                 raise MemoryError()
             if rc != Z_OK:
@@ -275,3 +277,24 @@ cdef class PerMessageDeflate:
                 deflateReset(&self._def)
         out_size[0] = produced - headroom
         return self._obuf
+
+    # -- Python entry points (tests and bench/deflate_micro.py; the core uses the cdef ones) --
+
+    def compress(self, data, bint fin=True):
+        """Compress one frame's payload as the core would send it; returns bytes."""
+        cdef const unsigned char[::1] view = data
+        cdef size_t n
+        cdef char *buf = self.deflate_frame(<const char *>&view[0] if view.shape[0] else NULL,
+                                            <size_t>view.shape[0], fin, 0, &n)
+        return buf[:n]
+
+    def decompress(self, data, bint fin=True, size_t limit=16777216):
+        """Inflate one received frame's payload; WSProtocolError(1009 or 1002) on failure."""
+        cdef const unsigned char[::1] view = data
+        cdef size_t n
+        cdef int rc = self.inflate_frame(<const char *>&view[0] if view.shape[0] else NULL,
+                                         <size_t>view.shape[0], fin, limit, &n)
+        if rc:
+            from femtows.errors import WSProtocolError
+            raise WSProtocolError(rc, "inflate failed" if rc == 1002 else "over the limit")
+        return self._ibuf[:n] if n else b""
