@@ -1665,8 +1665,11 @@ cdef class WSProtocolCore:
             if self._state != OPEN:
                 # Closing: nothing more is delivered. We only look for the peer's CLOSE to
                 # finish the handshake; a stream we cannot parse is simply dropped.
-                if (rc != HEADER_OK or h.payload_len > self._max_frame_size
-                        or (h.opcode >= 8 and h.payload_len > MAX_CONTROL_PAYLOAD)):
+                # (max_frame_size is for data frames: the peer's CLOSE may echo a reason
+                # longer than a small max_frame_size.)
+                if (rc != HEADER_OK
+                        or (h.opcode >= 8 and h.payload_len > MAX_CONTROL_PAYLOAD)
+                        or (h.opcode < 8 and h.payload_len > self._max_frame_size)):
                     self._rstart = self._rend
                     return
                 total = h.header_len + <size_t>h.payload_len

@@ -92,3 +92,12 @@ def test_legacy_api_names_say_they_are_missing(name: str) -> None:
 def test_unknown_name() -> None:
     with pytest.raises(AttributeError, match="module 'femtows.websockets' has no attribute 'nope'"):
         fws.nope  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize("name", sorted(ASYNCIO))
+def test_asyncio_names_resolve(name: str) -> None:
+    import importlib
+
+    ours = getattr(fws, name)
+    module = getattr(websockets, name).__module__.replace("websockets.", "femtows.websockets.", 1)
+    assert ours is getattr(importlib.import_module(module), name)

@@ -24,6 +24,7 @@ from femtows.websockets.exceptions import (
     InvalidHandshake,
     InvalidHeader,
     InvalidMessage,
+    InvalidProxyStatus,
     InvalidStatus,
     InvalidURI,
     NegotiationError,
@@ -31,6 +32,7 @@ from femtows.websockets.exceptions import (
 )
 from femtows.websockets.protocol import State
 from tests.conftest import TLSConfig
+from tests.utils import pipe
 from tests.websockets.test_connection import client_kwargs, echo, ws_server
 
 LIBS = {"femtows": fclient, "websockets": websockets.asyncio.client}
@@ -339,3 +341,80 @@ async def test_max_size_none_and_big_message() -> None:
 
 
 _ = (InvalidHeader, InvalidMessage, InvalidURI)
+
+
+# -- proxies -------------------------------------------------------------------------------------
+
+async def start_connect_proxy(reply: Optional[bytes] = None) -> tuple[asyncio.Server, List[bytes]]:
+    """An HTTP CONNECT proxy: answers 200 and pipes to the requested port, or sends ``reply``."""
+    heads: List[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        if reply is not None:
+            writer.write(reply)
+            await writer.drain()
+            writer.close()
+            return
+        port = int(head.split(b" ", 2)[1].rsplit(b":", 1)[1])
+        writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        await pipe(reader, writer, port)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    return server, heads
+
+
+async def test_http_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    server, uri = await ws_server(echo)
+    proxy, heads = await start_connect_proxy()
+    proxy_uri = f"http://user:pass@127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+    async with server, proxy:
+        async with fclient.connect(uri, proxy=proxy_uri) as ws:
+            await ws.send("via proxy")
+            assert await ws.recv() == "via proxy"
+        assert heads[0].startswith(f"CONNECT {uri.split('/')[2]} HTTP/1.1\r\n".encode())
+        assert b"Proxy-Authorization: Basic dXNlcjpwYXNz" in heads[0]
+        # proxy=True (the default) reads the environment; proxy=None ignores it.
+        monkeypatch.setenv("ws_proxy", proxy_uri)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        async with fclient.connect(uri) as ws:
+            await ws.send("env")
+            assert await ws.recv() == "env"
+        assert len(heads) == 2
+        async with fclient.connect(uri, proxy=None):
+            pass
+        assert len(heads) == 2
+
+
+async def test_http_proxy_refuses() -> None:
+    proxy, _ = await start_connect_proxy(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    async with proxy:
+        with pytest.raises(InvalidProxyStatus) as info:
+            await fclient.connect(
+                "ws://127.0.0.1:1/", proxy=f"http://127.0.0.1:{proxy.sockets[0].getsockname()[1]}"
+            )
+    assert str(info.value) == "proxy rejected connection: HTTP 403"
+
+
+async def test_default_user_agent_and_server_hostname() -> None:
+    from femtows.websockets.http11 import USER_AGENT
+
+    seen: List[Any] = []
+
+    async def handler(ws: Any) -> None:
+        seen.append(ws.request.headers)
+
+    tls = TLSConfig(True)
+    server, uri = await ws_server(handler, tls)
+    port = uri.rsplit(":", 1)[1].strip("/")
+    async with server:
+        # The URI names 127.0.0.1; the certificate is checked against server_hostname.
+        async with fclient.connect(uri, ssl=tls.client, server_hostname="localhost"):
+            pass
+        async with fclient.connect(f"wss://localhost:{port}/", ssl=tls.client,
+                                   host="127.0.0.1"):
+            pass
+    assert seen[0]["User-Agent"] == USER_AGENT
+    assert seen[1]["Host"] == f"localhost:{port}"

@@ -262,6 +262,14 @@ async def test_recv_cancellation_keeps_messages() -> None:
             with pytest.raises(asyncio.CancelledError):
                 await task
             assert await ws.recv() == "handed over"
+        # Cancelled, and a message arrives before the cancelled recv() ran: it is queued.
+        task = asyncio.ensure_future(ws.recv())
+        await asyncio.sleep(0)
+        task.cancel()
+        ws.on_ws_frame(ws._wst, _make_test_ws_frame(WSMsgType.TEXT, b"after cancel"))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await ws.recv() == "after cancel"
         # Cancelled in the middle of a fragmented message: the fragments are put back.
         task = asyncio.ensure_future(ws.recv())
         await asyncio.sleep(0)
@@ -548,17 +556,18 @@ async def test_write_limit_waits_for_drain() -> None:
     async with server:
         ws = await fclient.connect(uri, write_limit=(1024, 0))
         chunk = b"x" * 65536
-        sender = asyncio.ensure_future(_send_many(ws, chunk, 200))
-        done, _ = await asyncio.wait([sender], timeout=0.5)
-        assert not done  # blocked: the peer does not read
+        blocked = None
+        for _ in range(10_000):  # until the kernel's buffers are full and a send must wait
+            sender = asyncio.ensure_future(ws.send(chunk))
+            await asyncio.sleep(0)  # one step: a send that need not wait is done by now
+            if not sender.done():
+                blocked = sender
+                break
+        assert blocked is not None
+        assert ws.transport.get_write_buffer_size() > 1024
         release.set()
-        await sender
+        await blocked  # the peer reads again: the buffer drains below the low-water mark
         await ws.close()
-
-
-async def _send_many(ws: Any, chunk: bytes, count: int) -> None:
-    for _ in range(count):
-        await ws.send(chunk)
 
 
 # -- ping / pong / keepalive ---------------------------------------------------------------------
@@ -578,6 +587,43 @@ async def test_ping_latency_and_duplicates() -> None:
         with pytest.raises(TypeError, match="^data must be str or bytes-like$"):
             await ws.ping(5)  # type: ignore[arg-type]
         await ws.pong(b"unsolicited")
+
+
+async def test_pending_ping_fails_on_close() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_close(reader, writer)  # pings are read and never answered
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, ping_interval=None)
+        waiter = await ws.ping(b"lost")
+        await ws.close()
+        with pytest.raises(ConnectionClosedOK):
+            await waiter
+        with pytest.raises(ConnectionClosedOK):
+            await ws.ping()
+        with pytest.raises(ConnectionClosedOK):
+            await ws.pong()
+
+
+async def test_recv_streaming() -> None:
+    async def handler(ws: Any) -> None:
+        await ws.send(["a", "é", "b"])
+        await ws.send([b"x", b"y"])
+        await ws.send("whole")
+        await ws.send(b"\xc3\xa9")
+        await ws.close()
+
+    server, uri = await ws_server(handler)
+    async with server:
+        ws = await fclient.connect(uri)
+        assert [f async for f in ws.recv_streaming()] == ["a", "é", "b", ""]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["x", "y", ""]
+        assert [f async for f in ws.recv_streaming(decode=False)] == [b"whole"]
+        assert [f async for f in ws.recv_streaming(decode=True)] == ["é"]
+        with pytest.raises(ConnectionClosedOK):
+            async for _ in ws.recv_streaming():
+                pass
 
 
 async def test_pong_acknowledges_earlier_pings() -> None:
@@ -692,3 +738,58 @@ async def test_broadcast(caplog: pytest.LogCaptureFixture) -> None:
         await b.close()
     assert sorted(map(repr, got)) == sorted(map(repr, ["hi", "hi", b"raw", b"as-bytes", "z",
                                                        "xy"]))
+
+
+# -- cancellation of close and send --------------------------------------------------------------
+
+async def test_cancel_close_then_wait_closed() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # never answers the CLOSE
+
+    server, uri = await raw_server(script)
+    async with server:
+        ws = await fclient.connect(uri, close_timeout=0.3)
+        closer = asyncio.ensure_future(ws.close())
+        await asyncio.sleep(0)
+        assert ws.state is State.CLOSING
+        closer.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await closer
+        await ws.wait_closed()  # the close timer still ends the connection
+        assert ws.state is State.CLOSED and ws.close_code == 1006
+
+
+async def test_cancel_blocked_send() -> None:
+    release = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await release.wait()
+        async for _ in ws:
+            pass
+
+    server, uri = await ws_server(handler, max_queue=1)
+    async with server:
+        ws = await fclient.connect(uri, write_limit=1024)
+        for _ in range(10_000):
+            sender = asyncio.ensure_future(ws.send(b"x" * 65536))
+            await asyncio.sleep(0)
+            if not sender.done():
+                break
+        sender.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await sender
+        release.set()
+        await ws.send("still usable")  # the cancelled send's frame was already written
+        await ws.close()
+        assert ws.close_code == 1000
+
+
+async def test_keepalive_disabled_and_timeouts_none() -> None:
+    server, uri = await ws_server(echo)
+    async with server:
+        async with fclient.connect(uri, ping_interval=None, close_timeout=None,
+                                   open_timeout=None, write_limit=4096) as ws:
+            assert ws.keepalive_task is None
+            await ws.send("x")
+            assert await ws.recv() == "x"
+        assert ws.close_code == 1000

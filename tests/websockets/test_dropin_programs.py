@@ -12,6 +12,7 @@ InvalidStatus`` there is ``femtows.websockets.exceptions.InvalidStatus`` here).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from pathlib import Path
 import pytest
 
 PROGRAMS = Path(__file__).parent / "programs"
+# Programs that need the test certificate find it here (the rewritten copies run elsewhere).
+ENV = dict(os.environ, WS_PROGRAM_CERTS=str(Path(__file__).parent.parent / "certs"))
 TIMEOUT = 120
 
 _FROM = re.compile(r"^(\s*)from websockets(?=[.\s])", re.MULTILINE)
@@ -71,7 +74,7 @@ def test_there_are_enough_programs() -> None:
 
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT
+        [sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
     )
 
 

@@ -25,7 +25,7 @@ import asyncio
 import collections
 import os
 
-from femtows.websockets.exceptions import TooManyFragments
+from femtows.websockets.exceptions import ConnectionClosedOK, TooManyFragments
 
 # websockets.protocol.State values.
 cdef enum:
@@ -127,6 +127,10 @@ cdef class Engine(WSListener):
                 self._rx_open = False
                 self._rx_size = 0
             fut = self._getter
+            if fut is not None and fut.done():
+                # The waiting recv() was cancelled and has not run yet: nobody is waiting.
+                self._getter = None
+                fut = None
             if (fut is not None and self._getter_fast and frame.fin and op != 0
                     and len(self._frames) == 0):
                 # A recv() is waiting and this frame is a whole message: hand it over.
@@ -357,3 +361,29 @@ cdef class Engine(WSListener):
             await waiter
         finally:
             self._drain_waiters.remove(waiter)
+
+
+@cython.final
+cdef class MessageIterator:
+    """``async for message in connection``: ``connection.recv()`` until the connection is
+    closed; ConnectionClosedOK ends the iteration, ConnectionClosedError propagates.
+
+    A Cython async iterator rather than an async generator: one coroutine per message.
+    """
+
+    cdef object _connection
+
+    def __cinit__(self, connection):
+        self._connection = connection
+
+    def __aiter__(self):
+        return self
+
+    async def __anext__(self):
+        try:
+            return await self._connection.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration
+
+    async def aclose(self):
+        """Nothing to release (for code written for async generators)."""

@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Tuple, Type, Union, cast
 
 from femtows._core.core import WSMsgType, WSTransport
-from femtows.websockets.asyncio._engine import Engine, _StreamEnded
+from femtows.websockets.asyncio._engine import Engine, MessageIterator, _StreamEnded
 from femtows.websockets.datastructures import Headers
 from femtows.websockets.exceptions import (
     ConcurrencyError,
@@ -306,14 +306,10 @@ class Connection(Engine):
         else:
             await self.close(CloseCode.INTERNAL_ERROR)
 
-    async def __aiter__(self) -> AsyncIterator[Data]:
+    def __aiter__(self) -> AsyncIterator[Data]:
         """Iterate over incoming messages; ends on ConnectionClosedOK, raises
         ConnectionClosedError."""
-        try:
-            while True:
-                yield await self.recv()
-        except ConnectionClosedOK:
-            return
+        return MessageIterator(self)
 
     async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
         """Receive the next message fragment by fragment (see websockets' docs).

@@ -494,6 +494,8 @@ class _ServerCoreProtocol(WSProtocol):
             if connection.state is State.CONNECTING:
                 # Timeout, client gone, or the core refused the request itself.
                 connection.abort_handshake()
+            if connection.request is not None:
+                connection.logger.info("connection closed")
             self._ws_server._tcp_closed(self)
 
 
@@ -760,7 +762,6 @@ def serve(
         kwargs.setdefault("ssl_handshake_timeout", open_timeout)
         kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
     unix = kwargs.pop("unix", False)
-    kwargs.pop("zero_copy_unsafe_ssl_write", None)
 
     def protocol_factory() -> _ServerCoreProtocol:
         protocol = CoreProtocol(Side.SERVER, max_size=max_size, logger=logger)
