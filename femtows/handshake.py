@@ -67,6 +67,7 @@ __all__ = [
     "WSDeflateConfig",
     "WSDeflateParams",
     "deflate_offer",
+    "negotiate_deflate_for_101",
     "negotiate_deflate_from_response",
     "negotiate_deflate_offer",
     "negotiate_deflate_request",
@@ -1509,3 +1510,35 @@ def negotiate_deflate_from_response(
         except DeflateNegotiationError as exc:
             raise fail(f"invalid permessage-deflate answer: {exc}") from None
     return agreed
+
+
+def negotiate_deflate_for_101(
+    config: WSDeflateConfig,
+    request_headers: CIMultiDict[str],
+    response_headers: Optional[CIMultiDict[str]],
+) -> Tuple[Optional[WSDeflateParams], bool]:
+    """Server side, as the core runs it: ``(params, add_header)``.
+
+    Without a ``Sec-WebSocket-Extensions`` in the listener factory's own 101, the core answers
+    ``params.header`` itself (``add_header`` True). If the factory answered already (the
+    websockets drop-in computes the same answer with :func:`negotiate_deflate_request` so that
+    ``process_response`` sees it), compression runs only when that answer is exactly the one
+    ``config`` gives; any other answer is the factory's own business (None).
+
+    Raises:
+        HandshakeRejection: 400 for a malformed request header.
+    """
+    params = negotiate_deflate_request(config, request_headers)
+    answered = response_headers.getall("Sec-WebSocket-Extensions", []) if response_headers else []
+    if params is None or not answered:
+        return params, params is not None
+    try:
+        items = parse_extensions(answered)
+        for name, values in items:
+            if name.lower() == PERMESSAGE_DEFLATE and _format_deflate(
+                *_deflate_values(values, in_request=False)
+            ) == params.header:
+                return params, False
+    except (ValueError, DeflateNegotiationError):
+        pass
+    return None, False

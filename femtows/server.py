@@ -90,7 +90,9 @@ async def ws_create_server(
             agreed, frames reach ``on_ws_frame`` decompressed (limited by ``max_frame_size``,
             1009), ``send()`` compresses (``compress=False`` per message opts out) and
             ``transport.compression`` holds the ``WSDeflateParams``. A factory that returns a
-            101 response with its own ``Sec-WebSocket-Extensions`` negotiates by itself.
+            101 with its own ``Sec-WebSocket-Extensions`` gets compression only if that
+            answer is exactly the one this configuration gives (anything else is its own
+            business).
         **kwargs: passed to ``loop.create_server``: ``ssl``, ``reuse_port``, ``backlog``,
             ``sock``, ...
     """

@@ -458,3 +458,31 @@ def test_pmd_codec_limits_and_close():
     assert receiver.buffer_sizes == (0, 0)
     with pytest.raises(RuntimeError, match="after close"):
         receiver.decompress(b"x")
+
+
+@pytest.mark.parametrize(
+    "answer, active",
+    [(PMD, True), (f"{PMD}; server_no_context_takeover", False), ("x-other", False)],
+)
+async def test_factory_answer_in_custom_101(answer, active):
+    """A factory's own 101 with Sec-WebSocket-Extensions: compression runs only if that answer
+    is the one the configuration gives."""
+    listeners: list[RecordingListener] = []
+
+    def factory(request: femtows.WSUpgradeRequest) -> Any:
+        listeners.append(RecordingListener())
+        response = femtows.WSUpgradeResponse.create_101_response(
+            {"Sec-WebSocket-Extensions": answer})
+        return femtows.WSUpgradeResponseWithListener(response, listeners[-1])
+
+    server = await femtows.ws_create_server(factory, "127.0.0.1", 0, compression="deflate")
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(raw_upgrade_request(extra=f"Sec-WebSocket-Extensions: {PMD}\r\n".encode()))
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.count(b"Sec-WebSocket-Extensions") == 1
+        await asyncio.wait_for(listeners[0].connected.wait(), 5)
+        t = listeners[0].transport
+        assert t is not None and (t.compression is not None) == active
+        writer.close()

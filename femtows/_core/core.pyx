@@ -1480,16 +1480,17 @@ cdef class WSProtocolCore:
             self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
             return
         params = None
+        add_header = False
         extra = custom.headers if custom is not None else None
         try:
             key = _handshake.validate_request(request)
-            if self._compression is not None and (
-                    extra is None or "Sec-WebSocket-Extensions" not in extra):
-                params = _handshake.negotiate_deflate_request(self._compression, request.headers)
+            if self._compression is not None:
+                params, add_header = _handshake.negotiate_deflate_for_101(
+                    self._compression, request.headers, extra)
         except _handshake.HandshakeRejection as e:
             self._reject(e.status, e.reason, e.headers)
             return
-        if params is not None:
+        if add_header:
             extra = list(extra.items()) if extra is not None else []
             extra.append(("Sec-WebSocket-Extensions", params.header))
         response, wire = _handshake.build_101_response(key, extra)
