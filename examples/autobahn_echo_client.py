@@ -21,10 +21,10 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Awaitable, List, Optional
+from typing import Awaitable, List, Optional, Union
 from urllib.parse import quote
 
-from femtows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from femtows import WSDeflateConfig, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 # Autobahn 9.1.6 / 9.2.6 send a single 16 MiB frame; leave room above that.
 MAX_FRAME_SIZE = 32 * 1024 * 1024
@@ -100,7 +100,11 @@ def parse_cases(spec: Optional[str], count: int) -> List[int]:
 
 
 async def run_case(
-    url: str, case: int, agent: str, timeout: float, compression: Optional[str] = None
+    url: str,
+    case: int,
+    agent: str,
+    timeout: float,
+    compression: Union[str, WSDeflateConfig, None] = None,
 ) -> Optional[str]:
     case_url = f"{url}/runCase?case={case}&agent={quote(agent)}"
     try:
@@ -121,7 +125,11 @@ async def update_reports(url: str, agent: str, timeout: float) -> None:
 
 
 async def amain(
-    url: str, agent: str, cases_spec: Optional[str], timeout: float, compression: Optional[str]
+    url: str,
+    agent: str,
+    cases_spec: Optional[str],
+    timeout: float,
+    compression: Union[str, WSDeflateConfig, None],
 ) -> int:
     url = url.rstrip("/")
     count = await get_case_count(url, timeout)
@@ -174,8 +182,18 @@ def main() -> int:
     parser.add_argument(
         "--compression", action="store_true", help="offer permessage-deflate on every case"
     )
+    parser.add_argument(
+        "--no-context-takeover", action="store_true",
+        help="with --compression, also offer client_no_context_takeover",
+    )
     args = parser.parse_args()
-    compression = "deflate" if args.compression else None
+    compression: Union[str, WSDeflateConfig, None] = None
+    if args.compression:
+        compression = "deflate"
+        if args.no_context_takeover:
+            compression = WSDeflateConfig(
+                client_no_context_takeover=True, client_max_window_bits=True
+            )
     try:
         return run(
             amain(args.url, args.agent, args.cases, args.case_timeout, compression), args.loop

@@ -421,10 +421,12 @@ def run_client_direction(opts: Options) -> DirectionResult:
             if fuzz is None:
                 raise HarnessError("kosoku fuzzingserver did not start listening")
 
+            # With compression the client also offers client_no_context_takeover: the fuzzing
+            # server's 13.2/13.5/13.6 accept only such offers (UNIMPLEMENTED otherwise).
             client_argv = [
                 sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
-            ] + (["--compression"] if opts.compression else [])  # fmt: skip
+            ] + (["--compression", "--no-context-takeover"] * opts.compression)  # fmt: skip
             client_log = opts.outdir / "client.log"
             with started("echo-client", client_argv, client_log, opts.env) as client:
                 code = client.wait(deadline - time.monotonic())
