@@ -75,6 +75,9 @@ CATEGORIES: Dict[str, str] = {
 }
 # Categories where UNIMPLEMENTED is acceptable (permessage-deflate is optional).
 OPTIONAL_CATEGORIES = frozenset({"12", "13"})
+# With --compression the echo programs negotiate permessage-deflate: 12.* and 13.* must then be
+# OK like every other case (main() empties the set).
+_optional_categories = set(OPTIONAL_CATEGORIES)
 
 GOOD_BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL")
 GOOD_CLOSE = ("OK", "INFORMATIONAL")
@@ -296,6 +299,7 @@ class Options:
     env: Dict[str, str]
     api: str = "core"
     uvicorn: List[str] = field(default_factory=list)
+    compression: bool = False
 
 
 @dataclass
@@ -314,13 +318,14 @@ class CaseOutcome:
     def behavior_ok(self) -> bool:
         if self.behavior in GOOD_BEHAVIORS:
             return True
-        return self.behavior == "UNIMPLEMENTED" and self.category in OPTIONAL_CATEGORIES
+        return self.behavior == "UNIMPLEMENTED" and self.category in _optional_categories
 
     @property
     def close_ok(self) -> bool:
         if self.behavior_close in GOOD_CLOSE:
             return True
-        return self.behavior_close == "UNIMPLEMENTED" and self.category in OPTIONAL_CATEGORIES
+        return (self.behavior_close == "UNIMPLEMENTED"
+                and self.category in _optional_categories)
 
     @property
     def passed(self) -> bool:
@@ -354,7 +359,7 @@ def run_server_direction(opts: Options, uvicorn_impl: Optional[str] = None) -> D
     server_argv = [
         sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][0]),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
-    ]  # fmt: skip
+    ] + (["--compression"] if opts.compression else [])  # fmt: skip
     log_name = "server.log"
     if uvicorn_impl is not None:
         result.title = f"Starlette echo on uvicorn, ws={uvicorn_impl} (kosoku fuzzingclient)"
@@ -437,10 +442,12 @@ def run_client_direction(opts: Options) -> DirectionResult:
             if fuzz is None:
                 raise HarnessError("kosoku fuzzingserver did not start listening")
 
+            # With compression the client also offers client_no_context_takeover: the fuzzing
+            # server's 13.2/13.5/13.6 accept only such offers (UNIMPLEMENTED otherwise).
             client_argv = [
                 sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
-            ]  # fmt: skip
+            ] + (["--compression", "--no-context-takeover"] * opts.compression)  # fmt: skip
             client_log = opts.outdir / "client.log"
             with started("echo-client", client_argv, client_log, opts.env) as client:
                 code = client.wait(deadline - time.monotonic())
@@ -690,6 +697,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
              "WebSocket implementations instead of the core echo server: femtows, "
              "websockets-sansio, wsproto (only femtows's verdict decides the exit status)",
     )  # fmt: skip
+    parser.add_argument(
+        "--compression", action="store_true",
+        help="run the echo examples with permessage-deflate on (cases 12.* and 13.*)",
+    )  # fmt: skip
     parser.add_argument("--markdown", type=Path, help="also write the summary as markdown")
     parser.add_argument(
         "--pythonpath", action="append", default=[], metavar="DIR",
@@ -699,7 +710,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--report-only", action="store_true",
         help="run nothing: summarize the reports already in OUTDIR/servers and OUTDIR/clients",
     )  # fmt: skip
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.compression and args.api != "core":
+        # The websockets-API echo uses its own default (compression="deflate" once wired).
+        parser.error("--compression applies to --api core only")
+    return args
 
 
 def existing_result(direction: str, report_dir: Path) -> DirectionResult:
@@ -718,6 +733,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     # Also when started with SIGINT ignored (a background job of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.compression:
+        _optional_categories.clear()
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -737,12 +754,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         env=env,
         api=args.api,
         uvicorn=list(args.uvicorn),
+        compression=args.compression,
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
         selection += " minus " + " ".join(opts.exclude)
-    print(f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
-          f"reports in {outdir}", flush=True)
+    print(
+        f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
+        f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
+        flush=True,
+    )
 
     results: List[DirectionResult] = []
     try:
