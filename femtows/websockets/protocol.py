@@ -28,7 +28,7 @@ import enum
 import logging
 import re
 import uuid
-from typing import Any, Callable, Optional, Union
+from typing import Any, Callable, Generator, Optional, Type, Union
 
 from .exceptions import (
     ConnectionClosed,
@@ -229,7 +229,8 @@ class Protocol:
         self._discarding = False
         self._core: Any = None
         self._engine: Any = None
-        self._core_error = False
+        self._reader = _HandshakeReader()
+        self._hs: Optional[Generator[None, None, None]] = None
         if state is not CONNECTING:
             self._start_frames(b"")
 
@@ -312,19 +313,38 @@ class Protocol:
         if self._core is None:
             self._handshake_eof()
             return
+        self._frames_eof()
+
+    # -- the opening handshake (driven by the subclasses' ``_handshake()`` generator) ---------
+
+    def _handshake(self) -> Generator[None, None, None]:
+        raise AssertionError("no opening handshake in this role")  # pragma: no cover
+
+    def _receive_handshake(self, data: Union[bytes, bytearray]) -> None:
+        self._reader.buffer += data
+        self._step_handshake()
+
+    def _handshake_eof(self) -> None:
+        self._reader.eof = True
+        self._step_handshake()
+
+    def _step_handshake(self) -> None:
+        if self._hs is None:
+            self._hs = self._handshake()
+        try:
+            next(self._hs)
+        except StopIteration:
+            pass
+        if self._core is not None and self._eof and not self._discarding:
+            self._frames_eof()
+
+    def _frames_eof(self) -> None:
         pending, size = self._core._sansio_pending()
         exc = EOFError(_eof_message(pending, size, self.side is SERVER))
         if self.debug and size == 0:
             self.logger.debug("< EOF")
         self.fail(CloseCode.ABNORMAL_CLOSURE, str(exc))
         self.parser_exc = exc
-
-    # Hooks of the subclasses (the opening handshake).
-    def _receive_handshake(self, data: Union[bytes, bytearray]) -> None:
-        raise AssertionError("no opening handshake in this role")
-
-    def _handshake_eof(self) -> None:
-        raise AssertionError("no opening handshake in this role")
 
     def _start_frames(self, leftover: Union[bytes, bytearray]) -> None:
         """Start the core's frame engine (after the opening handshake) and feed it."""
@@ -646,3 +666,58 @@ def _eof_message(pending: bytes, size: int, masked: bool) -> str:
     raise AssertionError("a complete frame was left unparsed")  # pragma: no cover
 
 
+class _HandshakeReader:
+    """Buffered input of the opening handshake, read by generator-based coroutines (the
+    ``read_line`` / ``read_exact`` / ``read_to_eof`` that ``Request.parse`` and
+    ``Response.parse`` take). Frames never go through it."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.eof = False
+
+    def read_line(
+        self, limit: int, too_long: Type[Exception] = RuntimeError
+    ) -> Generator[None, None, bytearray]:
+        scanned = 0
+        while True:
+            end = self.buffer.find(b"\n", scanned) + 1
+            if end:
+                break
+            scanned = len(self.buffer)
+            if scanned > limit:
+                raise too_long(f"read {scanned} bytes, expected no more than {limit} bytes")
+            if self.eof:
+                raise EOFError(f"stream ends after {scanned} bytes, before end of line")
+            yield
+        if end > limit:
+            raise too_long(f"read {end} bytes, expected no more than {limit} bytes")
+        line = self.buffer[:end]
+        del self.buffer[:end]
+        return line
+
+    def read_exact(self, size: int) -> Generator[None, None, bytearray]:
+        while len(self.buffer) < size:
+            if self.eof:
+                raise EOFError(f"stream ends after {len(self.buffer)} bytes, expected {size} bytes")
+            yield
+        data = self.buffer[:size]
+        del self.buffer[:size]
+        return data
+
+    def read_to_eof(
+        self, limit: int, too_long: Type[Exception] = RuntimeError
+    ) -> Generator[None, None, bytearray]:
+        while not self.eof:
+            if len(self.buffer) > limit:
+                raise too_long(
+                    f"read {len(self.buffer)} bytes, expected no more than {limit} bytes"
+                )
+            yield
+        data = self.buffer[:]
+        del self.buffer[:]
+        return data
+
+    def take(self) -> bytes:
+        data = bytes(self.buffer)
+        del self.buffer[:]
+        return data
