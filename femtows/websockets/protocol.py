@@ -13,9 +13,10 @@ sent back automatically, exceptions and their texts) in plain Python.
 
 Known differences from websockets 17.4 (all on invalid input; the close code is the same):
 
-- the core rejects a frame as soon as its header is invalid; websockets reads the payload of a
-  control frame that is too long or fragmented first. The events and bytes that result are the
-  same, but they may come out of an earlier ``receive_data()`` call;
+- the core rejects a frame once its whole header (with the masking key) is in; websockets
+  rejects bad masking or a frame over ``max_size`` up to 4 bytes earlier, and a control frame
+  that is too long or fragmented only after its payload. The events and bytes that result are
+  the same, but they may come out of another ``receive_data()`` call;
 - a non-minimal payload length is a protocol error here (RFC 6455 §5.2), websockets accepts it;
 - a frame with several faults at once is reported by the first fault the core checks (masking
   before opcode, fragmented before too long, a CLOSE payload before reserved bits);
