@@ -80,7 +80,7 @@ class ServerProtocol(Protocol):
         self.available_subprotocols = subprotocols
         if select_subprotocol is not None:
             # Bound like a method: select_subprotocol(self, offered).
-            self.select_subprotocol = select_subprotocol.__get__(self, type(self))
+            self.select_subprotocol = select_subprotocol.__get__(self, type(self))  # type: ignore[method-assign]
         self.accept_called = False
 
     def accept(self, request: Request) -> Response:

@@ -61,7 +61,7 @@ def close_payload(code: int, reason: bytes = b"") -> bytes:
 @pytest.fixture(autouse=True)
 def same_mask_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     """websockets draws client masking keys from secrets.token_bytes: make them MASK."""
-    monkeypatch.setattr(websockets.frames.secrets, "token_bytes", lambda n: MASK[:n])
+    monkeypatch.setattr(websockets.frames.secrets, "token_bytes", lambda n: (MASK * 8)[:n])
 
 
 def make(lib: Any, side: str, **kwargs: Any) -> Any:
