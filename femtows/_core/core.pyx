@@ -1885,7 +1885,6 @@ cdef class WSProtocolCore:
         if not t._disconnected:
             t.disconnect(True)
 
-
     # -- Sans-I/O (femtows.websockets.protocol drives this object without an event loop) ------
 
     def _sansio_start(self, WSListener listener):
