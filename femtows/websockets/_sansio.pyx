@@ -36,6 +36,12 @@ cdef class FrameEngine(WSListener):
         self._t._fail_hook = hook
         self._t._too_big_format = None
 
+    def stop(self):
+        """Make the core deliver nothing more and send nothing of its own (no CLOSE echo, no
+        CLOSE on failure): from here on the Sans-I/O protocol discards what arrives."""
+        self._t.is_close_frame_sent = True
+        self._t._disconnect_called = True
+
     def set_mask_pool(self, bytes pool):
         """Testing aid: the client's masking keys are taken from ``pool`` (4 bytes each)."""
         self._t._mask_pool = pool

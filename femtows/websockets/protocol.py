@@ -232,7 +232,8 @@ class Protocol:
         self._engine: Any = None
         self._reader = _HandshakeReader()
         self._hs: Optional[Generator[None, None, None]] = None
-        if state is not CONNECTING:
+        if state is not CONNECTING or type(self)._handshake is Protocol._handshake:
+            # No opening handshake here (websockets' bare Protocol parses frames at once).
             self._start_frames(b"")
 
     # -- state ----------------------------------------------------------------------------------
@@ -420,6 +421,7 @@ class Protocol:
             exc = ProtocolError(text)
         self._fail_with(exc)
         # The CLOSE (if any) is already written by fail(): the core sends nothing more.
+        self._engine.stop()
         return reason
 
     def _fail_with(self, exc: BaseException) -> None:
@@ -449,10 +451,9 @@ class Protocol:
         except (ProtocolError, UnicodeDecodeError) as exc:
             self._fail_with(exc)
         if self._discarding:
-            # Stop the core: nothing after a CLOSE or a failure is parsed.
-            from femtows.errors import WSProtocolError
-
-            raise WSProtocolError(1000, "discarding")
+            # Nothing after a CLOSE or a failure is parsed.
+            self._engine.stop()
+            return
         self._update_limit()
 
     def _recv_frame(self, frame: Frame) -> None:

@@ -65,6 +65,8 @@ def same_mask_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make(lib: Any, side: str, **kwargs: Any) -> Any:
+    if "state" in kwargs:  # websockets compares states by identity: its own enum
+        kwargs["state"] = lib.State[kwargs["state"].name]
     proto = lib.Protocol(getattr(lib.Side, side), **kwargs)
     if lib is fwp and proto._engine is not None:
         proto._engine.set_mask_pool(MASK * 1024)
@@ -361,3 +363,9 @@ def test_attributes() -> None:
     assert (proto.max_message_size, proto.max_fragment_size) == (2**20, None)
     assert (fwp.Protocol(fwp.CLIENT, max_size=(5, 3)).max_fragment_size) == 3
     assert fwp.SEND_EOF == b""
+
+
+def test_bare_protocol_created_connecting_parses_frames() -> None:
+    # (A bare client-side Protocol left CONNECTING trips an assertion in websockets itself.)
+    stream = frame(1, b"hi") + frame(8, close_payload(1000))
+    compare(stream, "SERVER", every_split(stream), state=fwp.State.CONNECTING)

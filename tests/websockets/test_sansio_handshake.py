@@ -183,6 +183,8 @@ def _request(*headers: str, line: str = "GET /path HTTP/1.1") -> bytes:
 REQUESTS = {
     "ok": _request(),
     "ok-then-frame": _request() + b"\x81\x82abcd" + bytes([ord("h") ^ 97, ord("i") ^ 98]),
+    "close-before-accept": _request() + b"\x88\x80abcd",
+    "bad-frame-before-accept": _request() + b"\x81\x00",
     "subprotocol": _request("Sec-WebSocket-Protocol: other, chat"),
     "no-subprotocol-offered": _request(),
     "bad-subprotocol": _request("Sec-WebSocket-Protocol: other"),
