@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Tuple
 
-import femtows.websockets._sansio as _sansio
 import pytest
 import websockets
 import websockets.client
@@ -19,6 +18,7 @@ import websockets.server
 import websockets.uri
 
 import femtows.websockets as fws
+import femtows.websockets._sansio as _sansio
 import femtows.websockets.client as fclient
 import femtows.websockets.server as fserver
 import femtows.websockets.uri as furi
