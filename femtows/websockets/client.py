@@ -38,6 +38,7 @@ from .headers import (
     build_host,
     build_subprotocol,
     parse_connection,
+    parse_extension,
     parse_subprotocol,
     parse_upgrade,
 )
@@ -144,20 +145,34 @@ class ClientProtocol(Protocol):
         self.subprotocol = self.process_subprotocol(headers)
 
     def process_extensions(self, headers: Headers) -> List[Any]:
-        """Accept the extensions the server chose (each must have been offered).
+        """Accept the extensions the server chose; each must match an offered factory
+        (``process_response_params``), in the server's order.
 
-        TODO(deflate): permessage-deflate goes through the core's ``compression=`` (branch
-        ``deflate``); until it lands, an extension in the response fails the handshake unless
-        an extension factory was given (none is applied to frames yet).
+        Raises:
+            NegotiationError: an extension was not offered or its parameters are refused.
         """
+        accepted: List[Any] = []
         values = headers.get_all("Sec-WebSocket-Extensions")
-        if values and self.available_extensions is None:
+        if not values:
+            return accepted
+        if self.available_extensions is None:
             raise NegotiationError("no extensions supported")
-        if values:
-            raise NegotiationError(
-                "permessage-deflate is not available in femtows.websockets' Sans-I/O layer yet"
-            )
-        return []
+        parsed: List[Any] = []
+        for value in values:
+            parsed.extend(parse_extension(value))
+        for name, params in parsed:
+            for factory in self.available_extensions:
+                if factory.name != name:
+                    continue
+                try:
+                    extension = factory.process_response_params(params, accepted)
+                except NegotiationError:
+                    continue
+                accepted.append(extension)
+                break
+            else:
+                raise NegotiationError(f"Unsupported extension: name = {name}, params = {params}")
+        return accepted
 
     def process_subprotocol(self, headers: Headers) -> Optional[Subprotocol]:
         """Check the subprotocol the server chose, if any (one, and one that was offered)."""

@@ -211,9 +211,13 @@ class Protocol:
         self.current_size: Optional[int] = None
         self.expect_continuation_frame = False
         self.origin: Optional[Origin] = None
-        # TODO(deflate): permessage-deflate in Sans-I/O goes through the core's
-        # ``compression=`` (branch ``deflate``); until it lands no extension is negotiated.
+        # Negotiated extensions (websockets' Extension protocol: ``decode(frame, max_size=)``
+        # on each received frame, in reverse order, ``encode(frame)`` on each sent frame).
+        # TODO(deflate): permessage-deflate's factories come with femtows.websockets.extensions
+        # (branch ``deflate``); its frames should then run through the core's ``compression=``
+        # (zlib from Cython) instead of the extension's Python encode/decode.
         self.extensions: list[Any] = []
+        self._frame_limit: Optional[int] = None
         self.subprotocol: Optional[Subprotocol] = None
         self.close_rcvd: Optional[Close] = None
         self.close_sent: Optional[Close] = None
@@ -394,6 +398,7 @@ class Protocol:
                 max_size = self.max_fragment_size
             else:
                 max_size = min(max_size, self.max_fragment_size)
+        self._frame_limit = max_size
         self._core._sansio_set_max_frame_size(_UNLIMITED if max_size is None else max_size)
 
     def _on_core_failure(self, code: int, reason: str, close_payload: Optional[bytes]) -> str:
@@ -443,13 +448,22 @@ class Protocol:
         if self._discarding:
             return
         frame = Frame(Opcode(opcode), data, fin, rsv1, rsv2, rsv3)
-        if self.debug:
-            self.logger.debug("< %s", frame)
         try:
+            for extension in reversed(self.extensions):
+                frame = extension.decode(frame, max_size=self._frame_limit)
             frame.check()
+            if self.debug:
+                self.logger.debug("< %s", frame)
             self._recv_frame(frame)
+        except PayloadTooBig as exc:
+            exc.set_current_size(self.current_size)
+            self._fail_with(exc)
         except (ProtocolError, UnicodeDecodeError) as exc:
             self._fail_with(exc)
+        except Exception as exc:
+            self.logger.error("parser failed", exc_info=True)
+            self.fail(CloseCode.INTERNAL_ERROR)
+            self.parser_exc = exc
         if self._discarding:
             # Nothing after a CLOSE or a failure is parsed.
             self._engine.stop()
@@ -603,6 +617,8 @@ class Protocol:
         if self.debug:
             self.logger.debug("> %s", frame)
         frame.check()
+        for extension in self.extensions:
+            frame = extension.encode(frame)
         if self._engine is None:
             # Before the opening handshake completed (a fail() while CONNECTING never sends
             # a frame, so this is a misuse).

@@ -33,7 +33,13 @@ from .exceptions import (
     RequestLineTooLong,
     TooManyHeaders,
 )
-from .headers import parse_connection, parse_subprotocol, parse_upgrade
+from .headers import (
+    build_extension,
+    parse_connection,
+    parse_extension,
+    parse_subprotocol,
+    parse_upgrade,
+)
 from .http11 import Request, Response
 from .protocol import CONNECTING, OPEN, SERVER, Protocol, State
 from .typing import LoggerLike, Origin, StatusLike, Subprotocol
@@ -220,12 +226,31 @@ class ServerProtocol(Protocol):
         return origin
 
     def process_extensions(self, headers: Headers) -> Tuple[Optional[str], List[Any]]:
-        """Choose the extensions to accept.
-
-        TODO(deflate): permessage-deflate goes through the core's ``compression=`` (branch
-        ``deflate``); until it lands, no extension is accepted (nothing wrong on the wire).
-        """
-        return None, []
+        """Accept, in the client's order, the offered extensions a factory of
+        :attr:`available_extensions` agrees to (``process_request_params``); return the
+        ``Sec-WebSocket-Extensions`` response value and the extensions. Offers no factory
+        accepts are ignored."""
+        values = headers.get_all("Sec-WebSocket-Extensions")
+        accepted: List[Any] = []
+        answers: List[Any] = []
+        if values and self.available_extensions:
+            parsed: List[Any] = []
+            for value in values:
+                parsed.extend(parse_extension(value))
+            for name, params in parsed:
+                for factory in self.available_extensions:
+                    if factory.name != name:
+                        continue
+                    try:
+                        response_params, extension = factory.process_request_params(
+                            params, accepted
+                        )
+                    except NegotiationError:
+                        continue
+                    answers.append((name, response_params))
+                    accepted.append(extension)
+                    break
+        return (build_extension(answers) if answers else None), accepted
 
     def process_subprotocol(self, headers: Headers) -> Optional[Subprotocol]:
         """Collect the offered subprotocols and let :meth:`select_subprotocol` choose."""

@@ -14,6 +14,7 @@ receive_data() call: invalid streams are compared over the whole run, not per ca
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from typing import Any, Callable, Iterator, List, Optional, Sequence, Tuple
 
@@ -369,3 +370,53 @@ def test_bare_protocol_created_connecting_parses_frames() -> None:
     # (A bare client-side Protocol left CONNECTING trips an assertion in websockets itself.)
     stream = frame(1, b"hi") + frame(8, close_payload(1000))
     compare(stream, "SERVER", every_split(stream), state=fwp.State.CONNECTING)
+
+
+class XorExtension:
+    """A toy extension for both libraries: data frames carry RSV2 and their payload XOR 0x55."""
+
+    name = "x-xor"
+
+    def decode(self, frame: Any, *, max_size: Optional[int] = None) -> Any:
+        if frame.opcode >= 8 or not frame.rsv2:
+            return frame
+        if max_size is not None and len(frame.data) > max_size:
+            raise AssertionError("the core checks max_size first")
+        return dataclasses.replace(frame, data=bytes(b ^ 0x55 for b in frame.data), rsv2=False)
+
+    def encode(self, frame: Any) -> Any:
+        if frame.opcode >= 8:
+            return frame
+        return dataclasses.replace(frame, data=bytes(b ^ 0x55 for b in frame.data), rsv2=True)
+
+
+def _xored(data: bytes) -> bytes:
+    return bytes(b ^ 0x55 for b in data)
+
+
+EXTENDED = {
+    "xored": client(frame(1, _xored(b"hello"), rsv=2), frame(2, b"plain")),
+    "xored-fragments": client(
+        frame(2, _xored(b"ab"), rsv=2, fin=False), frame(9, b"p"), frame(0, _xored(b"cd"), rsv=2)
+    ),
+    "rsv1-still-refused": client(frame(1, b"x", rsv=4)),
+    "close": client(frame(8, close_payload(1000))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EXTENDED))
+def test_extensions_decode_and_encode_like_websockets(name: str) -> None:
+    stream = EXTENDED[name]
+    for chunks in every_split(stream):
+        records = []
+        for lib in (wsp, fwp):
+            proto = make(lib, "SERVER")
+            proto.extensions = [XorExtension()]
+            record = drive(proto, chunks, eof=False)
+            if proto.state == 1:
+                proto.send_text(b"reply", fin=False)
+                proto.send_continuation(b"!", fin=True)
+                proto.send_ping(b"ping")
+                record.append(proto.data_to_send())
+            records.append(flatten(record) if "refused" in name else record)
+        assert records[0] == records[1], chunks

@@ -7,6 +7,7 @@ of one role, split at every offset, must give the same events, responses, states
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, List, Optional, Tuple
 
@@ -350,3 +351,66 @@ def test_reject_and_top_level_names() -> None:
     )
     assert response.headers["Content-Length"] == "8"
     assert fws.ClientProtocol is fclient.ClientProtocol and fws.Protocol.__name__ == "Protocol"
+
+
+class _Xor:
+    name = "x-xor"
+
+    def decode(self, frame: Any, *, max_size: Optional[int] = None) -> Any:
+        if frame.opcode >= 8 or not frame.rsv2:
+            return frame
+        return dataclasses.replace(frame, data=bytes(b ^ 0x55 for b in frame.data), rsv2=False)
+
+    def encode(self, frame: Any) -> Any:
+        if frame.opcode >= 8:
+            return frame
+        return dataclasses.replace(frame, data=bytes(b ^ 0x55 for b in frame.data), rsv2=True)
+
+
+class _XorClientFactory:
+    name = "x-xor"
+
+    def get_request_params(self) -> List[Tuple[str, Optional[str]]]:
+        return [("level", "1")]
+
+    def process_response_params(self, params: Any, accepted: Any) -> _Xor:
+        assert list(params) == [("level", "1")]
+        return _Xor()
+
+
+class _XorServerFactory:
+    name = "x-xor"
+
+    def process_request_params(self, params: Any, accepted: Any) -> Tuple[Any, _Xor]:
+        return list(params), _Xor()
+
+
+@pytest.mark.parametrize("direction", ["femtows-client", "femtows-server"])
+def test_extension_negotiated_and_applied(direction: str) -> None:
+    uri = "ws://example.com/"
+    if direction == "femtows-client":
+        client: Any = fclient.ClientProtocol(furi.parse_uri(uri), extensions=[_XorClientFactory()])
+        server: Any = websockets.server.ServerProtocol(extensions=[_XorServerFactory()])
+    else:
+        client = websockets.client.ClientProtocol(
+            websockets.uri.parse_uri(uri), extensions=[_XorClientFactory()]
+        )
+        server = fserver.ServerProtocol(extensions=[_XorServerFactory()])
+    client.send_request(client.connect())
+    [request] = client.data_to_send()
+    assert b"Sec-WebSocket-Extensions: x-xor; level=1\r\n" in request
+    server.receive_data(request)
+    [received] = server.events_received()
+    response = server.accept(received)
+    assert response.headers["Sec-WebSocket-Extensions"] == "x-xor; level=1"
+    server.send_response(response)
+    for data in server.data_to_send():
+        client.receive_data(data)
+    assert client.state == server.state == 1
+    assert [type(e).__name__ for e in client.extensions] == ["_Xor"]
+    client.send_text(b"hello")
+    [wire] = client.data_to_send()
+    assert wire[0] == 0xA1  # FIN + RSV2 + TEXT
+    server.receive_data(wire)
+    [message] = server.events_received()
+    assert (bytes(message.data), message.rsv2) == (b"hello", False)
