@@ -213,9 +213,10 @@ class Protocol:
         self.origin: Optional[Origin] = None
         # Negotiated extensions (websockets' Extension protocol: ``decode(frame, max_size=)``
         # on each received frame, in reverse order, ``encode(frame)`` on each sent frame).
-        # TODO(deflate): permessage-deflate's factories come with femtows.websockets.extensions
-        # (branch ``deflate``); its frames should then run through the core's ``compression=``
-        # (zlib from Cython) instead of the extension's Python encode/decode.
+        # permessage-deflate works through this protocol with the factories of
+        # femtows.websockets.extensions.permessage_deflate. TODO(deflate): hand the negotiated
+        # parameters to the core (``compression=`` / its PerMessageDeflate, zlib from Cython)
+        # instead of calling the extension's Python encode/decode per frame.
         self.extensions: list[Any] = []
         self._frame_limit: Optional[int] = None
         self.subprotocol: Optional[Subprotocol] = None

@@ -414,3 +414,79 @@ def test_extension_negotiated_and_applied(direction: str) -> None:
     server.receive_data(wire)
     [message] = server.events_received()
     assert (bytes(message.data), message.rsv2) == (b"hello", False)
+
+
+@pytest.mark.parametrize("direction", ["femtows-client", "femtows-server"])
+@pytest.mark.parametrize("no_context_takeover", [False, True])
+def test_permessage_deflate_like_websockets(direction: str, no_context_takeover: bool) -> None:
+    """Negotiated with the factories of each library; the compressed bytes are websockets'."""
+    from websockets.extensions import permessage_deflate as wpmd
+
+    from femtows.websockets.extensions import permessage_deflate as fpmd
+
+    options = {"client_no_context_takeover": no_context_takeover}
+    ours_client = direction == "femtows-client"
+    uri = "ws://example.com/"
+    if ours_client:
+        client: Any = fclient.ClientProtocol(
+            furi.parse_uri(uri), extensions=[fpmd.ClientPerMessageDeflateFactory(**options)]
+        )
+        server: Any = websockets.server.ServerProtocol(
+            extensions=[wpmd.ServerPerMessageDeflateFactory()]
+        )
+        ref_client: Any = websockets.client.ClientProtocol(
+            websockets.uri.parse_uri(uri),
+            extensions=[wpmd.ClientPerMessageDeflateFactory(**options)],
+        )
+        ref_server: Any = websockets.server.ServerProtocol(
+            extensions=[wpmd.ServerPerMessageDeflateFactory()]
+        )
+    else:
+        client = websockets.client.ClientProtocol(
+            websockets.uri.parse_uri(uri),
+            extensions=[wpmd.ClientPerMessageDeflateFactory(**options)],
+        )
+        server = fserver.ServerProtocol(extensions=[fpmd.ServerPerMessageDeflateFactory()])
+        ref_client = websockets.client.ClientProtocol(
+            websockets.uri.parse_uri(uri),
+            extensions=[wpmd.ClientPerMessageDeflateFactory(**options)],
+        )
+        ref_server = websockets.server.ServerProtocol(
+            extensions=[wpmd.ServerPerMessageDeflateFactory()]
+        )
+    wires = []
+    for c, s in ((client, server), (ref_client, ref_server)):
+        c.key = KEY
+        c.send_request(c.connect())
+        for data in c.data_to_send():
+            s.receive_data(data)
+        [request] = s.events_received()
+        response = s.accept(request)
+        s.send_response(response)
+        for data in s.data_to_send():
+            c.receive_data(data)
+        assert c.state == s.state == 1
+        c.events_received()  # the 101 response
+        assert (
+            [e.name for e in c.extensions]
+            == [e.name for e in s.extensions]
+            == ["permessage-deflate"]
+        )
+        wire = []
+        for text in (b"hello hello hello", b"hello hello hello", b"x" * 5000):
+            c.send_text(text, fin=False)
+            c.send_continuation(b" end", fin=True)
+            out = c.data_to_send()
+            wire.append(out)
+            for data in out:
+                s.receive_data(data)
+            events = s.events_received()
+            assert b"".join(bytes(e.data) for e in events) == text + b" end"
+            s.send_binary(text)
+            out = s.data_to_send()
+            wire.append(out)
+            for data in out:
+                c.receive_data(data)
+            assert [bytes(e.data) for e in c.events_received()] == [text]
+        wires.append(wire)
+    assert wires[0] == wires[1]
