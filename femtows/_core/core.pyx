@@ -2052,15 +2052,22 @@ cdef class WSProtocolCore:
         """Go OPEN without an HTTP handshake (the Sans-I/O layer did it)."""
         self._start_websocket(listener, None, None, None)
 
+    def _sansio_set_compression(self, params):
+        """Run permessage-deflate with ``params`` (a WSDeflateParams) from now on."""
+        self._pmd = PerMessageDeflate(params)
+        self._transport._pmd = self._pmd
+
     def _sansio_set_max_frame_size(self, uint64_t size):
         """Change the per-frame limit (checked at each frame header)."""
         self._max_frame_size = size
 
     def _sansio_pending(self):
-        """(the first <= 14 unconsumed bytes, the number of unconsumed bytes)."""
+        """(the first <= 14 unconsumed bytes, the number of unconsumed bytes, whether a
+        compressed message is being received)."""
         cdef size_t avail = self._rend - self._rstart
         return (PyBytes_FromStringAndSize(self._rbuf + self._rstart,
-                                          <Py_ssize_t>min(avail, <size_t>14)), avail)
+                                          <Py_ssize_t>min(avail, <size_t>14)), avail,
+                self._inflating)
 
 
 # Failure reasons (the WSProtocolError message and the CLOSE reason). Where picows 2.3.1 fails

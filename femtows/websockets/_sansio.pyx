@@ -11,7 +11,7 @@ the core's ``WSTransport`` into an in-memory transport. There is no second frame
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.string cimport memcpy
-from femtows._core.core cimport WSFrame, WSListener, WSTransport
+from femtows._core.core cimport WSFrame, WSListener, WSMsgType, WSTransport
 
 cdef extern from "Python.h":
     unsigned long PyThread_get_thread_ident()
@@ -86,6 +86,10 @@ cdef class FrameEngine(WSListener):
             if opcode == 8:
                 t._send_frame(<unsigned char>b0, <const char *>view.buf, <size_t>view.len)
                 t.is_close_frame_sent = True
+            elif opcode < 8 and t._pmd is not None:
+                # permessage-deflate run by the core (zlib from Cython).
+                t._send_data_pmd(<WSMsgType>opcode, <const char *>view.buf, <size_t>view.len,
+                                 fin, False, rsv2, rsv3, True)
             else:
                 t._send_frame(<unsigned char>b0, <const char *>view.buf, <size_t>view.len)
         finally:

@@ -20,7 +20,14 @@ Known differences from websockets 17.4 (all on invalid input; the close code is 
 - a non-minimal payload length is a protocol error here (RFC 6455 §5.2), websockets accepts it;
 - a frame with several faults at once is reported by the first fault the core checks (masking
   before opcode, fragmented before too long, a CLOSE payload before reserved bits);
-- ``max_size`` below 126 bytes does not apply to control frames (they are at most 125 bytes).
+- ``max_size`` below 126 bytes does not apply to control frames (they are at most 125 bytes);
+- invalid permessage-deflate data fails with websockets' ``ProtocolError("decompression
+  failed")`` but without the ``zlib.error`` as its ``__cause__``.
+
+Extensions follow websockets' protocol (factories negotiate them, ``decode`` / ``encode`` run on
+each frame). permessage-deflate negotiated with the factories of
+:mod:`femtows.websockets.extensions.permessage_deflate` runs in the core (zlib from Cython): same
+compressed bytes as websockets.
 """
 
 from __future__ import annotations
@@ -213,11 +220,11 @@ class Protocol:
         self.origin: Optional[Origin] = None
         # Negotiated extensions (websockets' Extension protocol: ``decode(frame, max_size=)``
         # on each received frame, in reverse order, ``encode(frame)`` on each sent frame).
-        # permessage-deflate works through this protocol with the factories of
-        # femtows.websockets.extensions.permessage_deflate. TODO(deflate): hand the negotiated
-        # parameters to the core (``compression=`` / its PerMessageDeflate, zlib from Cython)
-        # instead of calling the extension's Python encode/decode per frame.
+        # permessage-deflate (femtows.websockets.extensions' PerMessageDeflate, last in the
+        # list) is handed to the core, which inflates and deflates in Cython; any other
+        # extension runs its own decode/encode here.
         self.extensions: list[Any] = []
+        self._core_extension: Any = None  # the extension the core runs (permessage-deflate)
         self._frame_limit: Optional[int] = None
         self.subprotocol: Optional[Subprotocol] = None
         self.close_rcvd: Optional[Close] = None
@@ -346,7 +353,7 @@ class Protocol:
             self._frames_eof()
 
     def _frames_eof(self) -> None:
-        pending, size = self._core._sansio_pending()
+        pending, size, _ = self._core._sansio_pending()
         exc = EOFError(_eof_message(pending, size, self.side is SERVER))
         if self.debug and size == 0:
             self.logger.debug("< EOF")
@@ -384,8 +391,36 @@ class Protocol:
         self._core = core
         self._engine = engine
         self._update_limit()
+        self._run_extensions_in_core()
         if leftover:
             engine.feed(leftover)
+
+    def _run_extensions_in_core(self) -> None:
+        """Let the core run permessage-deflate (zlib from Cython) when it is the last
+        extension negotiated (the first to decode, the last to encode) and its zlib settings
+        are ones the core takes; otherwise the extension's own encode/decode run."""
+        if self._core is None or self._core_extension is not None or not self.extensions:
+            return
+        from ..handshake import WSDeflateParams
+        from .extensions.permessage_deflate import PerMessageDeflate
+
+        extension = self.extensions[-1]
+        if type(extension) is not PerMessageDeflate:
+            return
+        settings = dict(extension.compress_settings)
+        if set(settings) - {"level", "memLevel"}:
+            return
+        self._core._sansio_set_compression(
+            WSDeflateParams(
+                extension.remote_no_context_takeover,
+                extension.local_no_context_takeover,
+                extension.remote_max_window_bits,
+                extension.local_max_window_bits,
+                settings.get("level", -1),
+                settings.get("memLevel", 8),
+            )
+        )
+        self._core_extension = extension
 
     def _update_limit(self) -> None:
         max_size: Optional[int] = None
@@ -405,7 +440,11 @@ class Protocol:
     def _on_core_failure(self, code: int, reason: str, close_payload: Optional[bytes]) -> str:
         """The core found an invalid frame: fail like websockets, with its exception."""
         exc: BaseException
-        if code == 1009:
+        if reason.startswith("decompressed frame exceeds"):
+            too_big = PayloadTooBig(None, self._frame_limit or 0)
+            too_big.set_current_size(self.current_size)
+            exc = too_big
+        elif code == 1009:
             match = _TOO_BIG.search(reason)
             assert match is not None
             too_big = PayloadTooBig(int(match.group(1)), int(match.group(2)))
@@ -418,6 +457,16 @@ class Protocol:
                 exc = decode_error
             else:  # pragma: no cover - the core and the codec agree on UTF-8
                 exc = ProtocolError(reason)
+        elif reason == "invalid permessage-deflate data":
+            exc = ProtocolError("decompression failed")
+        elif reason.startswith("reserved bits"):
+            pending, _, inflating = self._core._sansio_pending()
+            continuation = bool(pending) and pending[0] & 0x4F == 0x40
+            exc = ProtocolError(
+                "RSV1 bit set in continuation frame"
+                if continuation and inflating
+                else "reserved bits must be 0"
+            )
         else:
             text = reason
             for prefix, words in _REASONS:
@@ -451,7 +500,8 @@ class Protocol:
         frame = Frame(Opcode(opcode), data, fin, rsv1, rsv2, rsv3)
         try:
             for extension in reversed(self.extensions):
-                frame = extension.decode(frame, max_size=self._frame_limit)
+                if extension is not self._core_extension:
+                    frame = extension.decode(frame, max_size=self._frame_limit)
             frame.check()
             if self.debug:
                 self.logger.debug("< %s", frame)
@@ -619,7 +669,8 @@ class Protocol:
             self.logger.debug("> %s", frame)
         frame.check()
         for extension in self.extensions:
-            frame = extension.encode(frame)
+            if extension is not self._core_extension:
+                frame = extension.encode(frame)
         if self._engine is None:
             # Before the opening handshake completed (a fail() while CONNECTING never sends
             # a frame, so this is a misuse).

@@ -305,6 +305,7 @@ class ServerProtocol(Protocol):
         self.writes.append(response.serialize())
         if response.status_code == 101:
             assert self._state is CONNECTING
+            self._run_extensions_in_core()
             self.state = OPEN
             self.logger.info("connection open")
         else:

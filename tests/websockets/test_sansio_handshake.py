@@ -15,6 +15,7 @@ import pytest
 import websockets
 import websockets.client
 import websockets.frames
+import websockets.protocol
 import websockets.server
 import websockets.uri
 
@@ -490,3 +491,77 @@ def test_permessage_deflate_like_websockets(direction: str, no_context_takeover:
             assert [bytes(e.data) for e in c.events_received()] == [text]
         wires.append(wire)
     assert wires[0] == wires[1]
+
+
+def _deflate_server(lib: Any, max_size: Any) -> Any:
+    """A server protocol that accepted permessage-deflate (run by the core on femtows)."""
+    if lib is fserver:
+        from femtows.websockets.extensions import permessage_deflate as pmd
+    else:
+        from websockets.extensions import permessage_deflate as pmd  # type: ignore[no-redef]
+    proto = lib.ServerProtocol(extensions=[pmd.ServerPerMessageDeflateFactory()], max_size=max_size)
+    proto.receive_data(_request("Sec-WebSocket-Extensions: permessage-deflate"))
+    [request] = proto.events_received()
+    proto.send_response(proto.accept(request))
+    proto.data_to_send()
+    if lib is fserver:
+        assert proto._core_extension is proto.extensions[-1]  # zlib from the core
+    return proto
+
+
+def _compressed_stream() -> bytes:
+    from websockets.extensions import permessage_deflate as wpmd
+
+    client = websockets.client.ClientProtocol(
+        websockets.uri.parse_uri("ws://example.com/"), state=websockets.protocol.State.OPEN
+    )
+    client.extensions = [wpmd.PerMessageDeflate(False, False, 15, 15)]
+    client.send_text(b"hello " * 50, fin=False)
+    client.send_ping(b"in between")
+    client.send_continuation(b"world " * 50, fin=True)
+    client.send_binary(bytes(range(256)) * 4)
+    client.send_close(1000, "done")
+    return b"".join(client.data_to_send())
+
+
+def _mask(payload: bytes) -> bytes:
+    return MASK + bytes(b ^ MASK[i % 4] for i, b in enumerate(payload))
+
+
+DEFLATE_STREAMS = {
+    "valid": (_compressed_stream(), 2**20),
+    "too-big-after-inflate": (_compressed_stream(), 200),
+    "garbage": (b"\xc1\x84" + _mask(b"\xff\xff\xff\xff"), 2**20),
+    "rsv1-on-continuation": (_compressed_stream()[:40] + b"\x40\x82" + _mask(b"ab"), 2**20),
+    "rsv1-on-ping": (b"\xc9\x80" + MASK, 2**20),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DEFLATE_STREAMS))
+def test_permessage_deflate_frames_like_websockets(name: str) -> None:
+    stream, max_size = DEFLATE_STREAMS[name]
+    splits = [[stream], [stream[i : i + 7] for i in range(0, len(stream), 7)]]
+    splits += [[stream[:i], stream[i:]] for i in range(1, len(stream), 5)]
+    for chunks in splits:
+        results = []
+        for lib in (fserver, websockets.server):
+            proto = _deflate_server(lib, max_size)
+            events = []
+            writes: List[bytes] = []
+            for chunk in chunks:
+                proto.receive_data(chunk)
+                events += [(int(e.opcode), bytes(e.data), e.fin) for e in proto.events_received()]
+                writes += proto.data_to_send()
+            proto.receive_eof()
+            writes += proto.data_to_send()
+            results.append(
+                (
+                    events,
+                    b"|".join(writes),
+                    int(proto.state),
+                    _exc(proto.parser_exc),
+                    proto.close_code,
+                    proto.close_reason,
+                )
+            )
+        assert results[0] == results[1], chunks
