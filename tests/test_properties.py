@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -191,16 +192,20 @@ class Violation:
     prefix_tail: List[F]  # frames that belong to the prefix (delivered before the violation)
 
 
+VIOLATIONS = [
+    "opcode", "rsv", "fragmented_control", "big_control", "close_code", "close_1byte",
+    "close_reason", "text_utf8", "fragment_utf8", "truncated_utf8", "nonminimal16",
+    "nonminimal64", "top_bit", "mask_direction", "orphan_continuation", "nested_message",
+    "too_big",
+]
+# Examples per violation kind (the test runs once per kind).
+PER_KIND = {"ci": 12, "long": 400}.get(os.environ.get("HYPOTHESIS_PROFILE", "ci"), 12)
+
+
 @st.composite
-def violations(draw: st.DrawFn, is_client: bool) -> Violation:
+def violations(draw: st.DrawFn, is_client: bool, kind: str) -> Violation:
     m = not is_client  # the right masking direction
     key = draw(keys)
-    kind = draw(st.sampled_from([
-        "opcode", "rsv", "fragmented_control", "big_control", "close_code", "close_1byte",
-        "close_reason", "text_utf8", "fragment_utf8", "truncated_utf8", "nonminimal16",
-        "nonminimal64", "top_bit", "mask_direction", "orphan_continuation", "nested_message",
-        "too_big",
-    ]))
     if kind == "opcode":
         op = draw(st.sampled_from([3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF]))
         return Violation(kind, encode_frame(op, b"x", masked=m, key=key), 1002, None, [])
@@ -273,11 +278,13 @@ def violations(draw: st.DrawFn, is_client: bool) -> Violation:
                      [])
 
 
-@given(st.data(), st.booleans(), pieces, st.booleans())
-def test_invalid_stream_fails_with_the_required_code(data, is_client, cut, trailer_pong):
+@pytest.mark.parametrize("kind", VIOLATIONS)
+@settings(max_examples=PER_KIND)
+@given(data=st.data(), is_client=st.booleans(), cut=pieces, trailer_pong=st.booleans())
+def test_invalid_stream_fails_with_the_required_code(kind, data, is_client, cut, trailer_pong):
     """A valid prefix, then one violation, then more valid frames: femtows delivers the
     prefix, sends CLOSE with the code RFC 6455 requires, and delivers nothing more."""
-    v = data.draw(violations(is_client))
+    v = data.draw(violations(is_client, kind))
     prefix: List[F] = []
     for item in data.draw(st.lists(messages(), max_size=3)):
         prefix.extend(item)
