@@ -530,6 +530,16 @@ class Outcome:
     handshake_future: Optional[FakeFuture]
 
 
+_CLIENT_REQUEST: List[Tuple[handshake.WSUpgradeRequest, bytes]] = []
+
+
+def _client_request() -> Tuple[handshake.WSUpgradeRequest, bytes]:
+    if not _CLIENT_REQUEST:
+        _CLIENT_REQUEST.append(
+            handshake.build_request(parse_url("ws://example.com/chat"), KEY, None))
+    return _CLIENT_REQUEST[0]
+
+
 def make_protocol(cfg: Config, listener: Recorder, *, read_buffer_init_size: int = 2048,
                   max_head_size: int = handshake.MAX_HEAD_SIZE) -> Tuple[Any, Optional[FakeFuture]]:
     """A real WSProtocol for ``cfg`` (call inside ``running(loop)``)."""
@@ -548,7 +558,7 @@ def make_protocol(cfg: Config, listener: Recorder, *, read_buffer_init_size: int
     if not cfg.is_client:
         return WSProtocol(is_client=False, listener_factory=lambda request: listener,
                           **common), None
-    request, wire = handshake.build_request(parse_url("ws://example.com/chat"), KEY, None)
+    request, wire = _client_request()
     future = FakeFuture()
     common["websocket_handshake_timeout"] = None  # as ws_connect: it bounds the whole connect
     proto = WSProtocol(is_client=True, listener_factory=lambda request, response: listener,
