@@ -27,13 +27,14 @@ from tests.fuzz.harness import (  # noqa: E402
 
 def frame_seeds() -> List[bytes]:
     def both(frames: List[Tuple[int, bytes, bool, int]], flags: int = 0, param: int = 0,
-             seed: int = 0) -> List[bytes]:
+             seed: int = 0, rep: int = 0) -> List[bytes]:
         out = []
         for client in (0, 1):
             stream = b"".join(
                 encode_frame(op, payload, fin=fin, masked=not client, rsv=rsv)
                 for op, payload, fin, rsv in frames)
-            out.append(bytes([flags | client, param]) + seed.to_bytes(2, "big") + stream)
+            out.append(bytes([flags | client, param]) + seed.to_bytes(2, "big") + bytes([rep])
+                       + stream)
         return out
 
     close = (1000).to_bytes(2, "big") + b"bye"
@@ -51,11 +52,15 @@ def frame_seeds() -> List[bytes]:
                   param=1)  # the listener raises on frame 1
     seeds += both([(8, (1002).to_bytes(2, "big"), True, 0)])
     seeds += both([(8, b"\x03", True, 0)])
+    # Repeated: many frames, buffer compaction; a 16-bit length filled by the repetitions.
+    seeds += both([(2, b"r" * 700, True, 0), (9, b"", True, 0)], seed=5, rep=7)
+    seeds.append(b"\0\0\0\3\7" + encode_frame(2, b"L" * 600)[:8] + b"L" * 500)
+    seeds.append(b"\x40\0\0\3\5" + encode_frame(2, b"S" * 600)[:8] + b"S" * 500)  # 1009, skip
     # Non-minimal 16- and 64-bit lengths, a 64-bit length with the top bit set.
-    seeds.append(b"\0\0\0\0" + encode_frame(2, b"abc", length_bytes=2))
-    seeds.append(b"\0\0\0\0" + encode_frame(2, b"abc", length_bytes=8))
-    seeds.append(b"\0\0\0\1" + bytes([0x82, 0xFF]) + b"\x80" + b"\0" * 7 + b"\x01\x02\x03\x04")
-    seeds.append(b"\0\0\0\2" + encode_frame(2, b"q" * 70000)[:6000])  # 64-bit, incomplete
+    seeds.append(b"\0\0\0\0\0" + encode_frame(2, b"abc", length_bytes=2))
+    seeds.append(b"\0\0\0\0\0" + encode_frame(2, b"abc", length_bytes=8))
+    seeds.append(b"\0\0\0\1\0" + bytes([0x82, 0xFF]) + b"\x80" + b"\0" * 7 + b"\x01\x02\x03\x04")
+    seeds.append(b"\0\0\0\2\0" + encode_frame(2, b"q" * 70000)[:6000])  # 64-bit, incomplete
     return seeds
 
 

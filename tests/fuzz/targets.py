@@ -87,17 +87,19 @@ def frames(data: bytes) -> None:
     Input: byte 0 = flags (client side, UTF-8 validation off, RSV allowed, auto-pong off,
     listener raises, no disconnect on exception, max_frame_size choice), byte 1 = frame index
     the listener raises on / small max_frame_size, bytes 2-3 = how the stream is cut into reads,
-    rest = the stream. Invariants: the frames delivered, the auto-PONGs and the CLOSE (code,
+    byte 4 = how many times the rest is repeated (0-7 more: long streams and large frames, which
+    make the read buffer compact and grow, from short inputs), rest = the stream.
+    Invariants: the frames delivered, the auto-PONGs and the CLOSE (code,
     echo payload) are exactly those of the reference model (tests/fuzz/harness.py), nothing is
     delivered after a failure or a CLOSE, close codes only from the allowed set, only one CLOSE
     and nothing after it, no write after close(), the read buffer stays within twice the
     largest allowed frame, on_ws_disconnected exactly once, no exception escapes the protocol.
     """
-    if len(data) < 4:
+    if len(data) < 5:
         return
     flags, param = data[0], data[1]
     seed = int.from_bytes(data[2:4], "big")
-    stream = data[4:]
+    stream = data[5:] * (1 + data[4] % 8)
     mfs = MAX_FRAME_SIZES[(flags >> 6) & 3] or param
     cfg = Config(
         is_client=bool(flags & 1),
