@@ -28,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz.harness import (
+    UPGRADE_REQUEST,
+    UPGRADE_RESPONSE,
     UTF8_ACCEPT,
     UTF8_REJECT,
     Config,
@@ -172,6 +174,29 @@ def test_valid_frames_round_trip(frames, cut, is_client, auto_pong):
     data = [f for f in outcome.listener.frames if f[0] in (TEXT, BINARY, CONT)]
     assert b"".join(f[1] for f in data) == b"".join(
         f.payload for f in frames if f.opcode in (TEXT, BINARY, CONT))
+
+
+@given(st.lists(st.one_of(control_frames(),
+                         st.binary(max_size=200).map(lambda b: F(BINARY, b))),
+                min_size=8, max_size=60),
+       st.lists(st.tuples(st.integers(0, 59), st.integers(1, 13)), min_size=1, max_size=6),
+       st.booleans())
+def test_reads_ending_inside_a_header(frames, cuts, is_client):
+    """Many small frames in reads that end inside a frame header: once the read buffer is
+    three quarters full with only a partial header pending, get_buffer compacts it; every
+    frame still comes out intact."""
+    cfg = Config(is_client=is_client, max_frame_size=MAX_FRAME)
+    encoded = [f.encode(masked=not is_client) for f in frames]
+    starts = [sum(len(e) for e in encoded[:i]) for i in range(len(encoded))]
+    head = len(UPGRADE_RESPONSE if is_client else UPGRADE_REQUEST)
+    # Cut points inside headers (a header is 2-14 bytes; past its end is inside the payload).
+    points = sorted({head + starts[i % len(starts)] + min(off, len(encoded[i % len(starts)]) - 1)
+                     for i, off in cuts} - {head})
+    sizes = [b - a for a, b in zip([0, *points], points)]
+    outcome = run_connection(cfg, b"".join(encoded), sizes)
+    want, pongs = expected_delivery(frames, cfg.auto_pong)
+    assert outcome.listener.frames == want
+    assert [f.payload for f in outcome.sent if f.opcode == PONG] == pongs
 
 
 # ---------------------------------------------------------------------------------------------
