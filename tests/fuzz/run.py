@@ -71,10 +71,11 @@ def main() -> None:
     # uninstrumented: it would only slow every execution down. (The Cython core itself is not
     # instrumented: that needs clang's -fsanitize=fuzzer-no-link; the model mirrors its
     # branches, which gives the fuzzer the same signal.)
-    from tests.fuzz import harness
-
+    # femtows must not be imported before this block, or it would not be instrumented.
     with atheris.instrument_imports(include=["femtows", "python_socks", "tests.fuzz.targets"]):
         from tests.fuzz.targets import TARGETS
+    from tests.fuzz import harness
+
     for func in (harness.reference, harness.utf8_step, harness.compare):
         atheris.instrument_func(func)
     target = TARGETS[name]
