@@ -98,7 +98,10 @@ def main() -> None:
     if not dirs:
         dirs = [str(work), str(corpus)]
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    atheris.Setup([sys.argv[0], *opts, *dirs], target)
+    # libFuzzer re-runs argv[0] through the shell for -merge=1 and -fork: make it a command
+    # line that names the interpreter and the target.
+    argv0 = f"{sys.executable} {Path(__file__).resolve()} {name}"
+    atheris.Setup([argv0, *opts, *dirs], target)
     atheris.Fuzz()
 
 
