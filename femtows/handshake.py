@@ -808,17 +808,55 @@ def build_101_response(
         ValueError: A header name is not a token or a value has control characters.
     """
     accept = compute_accept(key)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept))
-    )
     # The status line and the three fixed headers are constants (plus base64): no checks.
-    lines = [_101_HEAD + accept.encode("ascii")]
+    head = _101_HEAD + accept.encode("ascii")
+    if extra_headers is None:
+        # The usual case: the response's headers are built only if someone reads them (a
+        # CIMultiDict kept by every connection costs ~0.5 KiB).
+        return _Default101Response(key), head + b"\r\n\r\n"
+    headers = _headers_101(accept)
+    lines = [head]
     for name, value in _header_items(extra_headers):  # checked here
         if name.lower() not in _RESERVED_101_HEADERS:
             headers.add(name, value)
             lines.append(name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape"))
     response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
     return response, b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _headers_101(accept: str) -> CIMultiDict[str]:
+    return CIMultiDict(
+        (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept))
+    )
+
+
+_response_headers_slot = WSUpgradeResponse.__dict__["headers"]
+
+
+class _Default101Response(WSUpgradeResponse):
+    """The 101 a server sent without extra headers: a WSUpgradeResponse whose ``headers`` are
+    built from the client's key when first read (then kept, and mutable, as usual)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str) -> None:
+        self.version = b"HTTP/1.1"
+        self.status = HTTPStatus.SWITCHING_PROTOCOLS
+        self.body = None
+        self._key = key
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        try:
+            return _response_headers_slot.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:
+            headers = _headers_101(compute_accept(self._key))
+            _response_headers_slot.__set__(self, headers)
+            return headers
+
+    @headers.setter
+    def headers(self, value: CIMultiDict[str]) -> None:
+        _response_headers_slot.__set__(self, value)
 
 
 _101_HEAD = (
