@@ -439,7 +439,7 @@ def compute_accept(key: str) -> str:
     so, which keeps it working on FIPS-restricted systems.
     """
     digest = hashlib.sha1((key + WS_GUID).encode("ascii"), usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -750,10 +750,16 @@ def validate_request(request: WSUpgradeRequest) -> str:
         raise HandshakeRejection(
             HTTPStatus.UPGRADE_REQUIRED, "WebSocket upgrade required", [("Upgrade", "websocket")]
         )
-    if "websocket" not in _tokens(upgrade):
+    # (The usual single values are recognised without splitting them into token lists.)
+    if (len(upgrade) != 1 or upgrade[0] not in _UPGRADE_WEBSOCKET) and "websocket" not in _tokens(
+        upgrade
+    ):
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Upgrade header must include websocket")
 
-    if "upgrade" not in _tokens(headers.getall("Connection", [])):
+    connection = headers.getall("Connection", [])
+    if (
+        len(connection) != 1 or connection[0] not in _CONNECTION_UPGRADE
+    ) and "upgrade" not in _tokens(connection):
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Connection header must include upgrade")
 
     versions = headers.getall("Sec-WebSocket-Version", [])
@@ -783,6 +789,10 @@ def validate_request(request: WSUpgradeRequest) -> str:
     if len(raw_key) != 16:
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Invalid Sec-WebSocket-Key header")
     return key
+
+
+_UPGRADE_WEBSOCKET = frozenset({"websocket", "WebSocket"})
+_CONNECTION_UPGRADE = frozenset({"Upgrade", "upgrade", "keep-alive, Upgrade"})
 
 
 def build_101_response(
@@ -926,18 +936,80 @@ def _parse_header_block(block: Optional[bytes]) -> CIMultiDict[str]:
     CRLF; None when there are none) into a CIMultiDict, strictly."""
     if block is None:
         return CIMultiDict()
-    if block.count(b"\r\n") >= MAX_HEADERS:
+    # Names are ASCII and no UTF-8 sequence can span a CRLF, so decoding the block at once
+    # gives the same strings as decoding each name and value.
+    lines = block.decode("utf-8", "surrogateescape").split("\r\n")
+    if len(lines) > MAX_HEADERS:
         raise _MalformedHead(f"more than {MAX_HEADERS} headers", too_many=True)
     if _HEADER_BLOCK_RE.fullmatch(block) is None:
         return _parse_header_lines(block.split(b"\r\n"))  # raises, saying what is wrong
-    # Valid as a whole, checked in one regex pass. Names are ASCII and no UTF-8 sequence can
-    # span a CRLF, so decoding the block at once gives the same strings as decoding each name
-    # and value.
+    # Valid as a whole, checked in one regex pass. The usual lines of an upgrade request come
+    # from a fixed table, other names are shared when known: no new strings for them (less
+    # work, and less memory for every connection's request.headers).
     pairs = []
-    for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
-        name, _, value = line.partition(":")
-        pairs.append((name, value.strip(" \t")))
+    for line in lines:
+        pair = _COMMON_LINES.get(line)
+        if pair is None:
+            name, _, value = line.partition(":")
+            pair = (_COMMON_NAMES.get(name, name), value.strip(" \t"))
+        pairs.append(pair)
     return CIMultiDict(pairs)
+
+
+# Header names and whole lines that most upgrade requests carry, as ``(name, value)`` pairs
+# (a fixed table: nothing a peer sends is added to it).
+_COMMON_NAMES = {
+    name: name
+    for name in (
+        "Host",
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+        "Origin",
+        "User-Agent",
+        "Pragma",
+        "Cache-Control",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Cookie",
+        "Authorization",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Real-IP",
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "origin",
+        "user-agent",
+    )
+}
+_COMMON_LINES = {
+    f"{name}: {value}": (_COMMON_NAMES[name], value)
+    for name, value in (
+        ("Upgrade", "websocket"),
+        ("Upgrade", "WebSocket"),
+        ("upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Connection", "upgrade"),
+        ("connection", "upgrade"),
+        ("Connection", "keep-alive, Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("sec-websocket-version", "13"),
+        ("Pragma", "no-cache"),
+        ("Cache-Control", "no-cache"),
+        ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+        ("Sec-WebSocket-Extensions", "permessage-deflate"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+        ("Accept-Encoding", "gzip, deflate"),
+    )
+}
 
 
 def _parse_header_lines(lines: List[bytes]) -> CIMultiDict[str]:
