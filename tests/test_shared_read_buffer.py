@@ -237,3 +237,33 @@ async def test_handshake_head_split_across_reads() -> None:
     assert conn.fake.written[0].startswith(b"HTTP/1.1 101 ")
     conn.proto._on_shrink_timer()
     assert conn.read_cap() == 0
+
+
+async def test_async_factory_with_pipelined_frame() -> None:
+    """A frame sent right behind the upgrade request waits (in a private buffer) while an async
+    listener factory decides; it is delivered after the 101, and the buffer freed later."""
+    listener = Recorder()
+    decide = asyncio.Event()
+    delivered = asyncio.Event()
+    listener.on_frame = delivered.set
+
+    async def factory(request: Any) -> Recorder:
+        await decide.wait()
+        return listener
+
+    conn = Conn(listener)  # (its own protocol object is replaced below)
+    conn.proto = WSProtocol(
+        is_client=False, listener_factory=factory, logger=logging.getLogger("femtows.test"),
+        read_buffer_init_size=2048, max_frame_size=1 << 20, validate_utf8=True,
+        allow_rsv_bits=False, enable_auto_pong=True, disconnect_on_exception=True,
+        close_timeout=None, websocket_handshake_timeout=None, max_head_size=MAX_HEAD_SIZE)
+    conn.proto.connection_made(conn.fake)
+    conn.feed(raw_upgrade_request() + encode_frame(int(WSMsgType.TEXT), b"early"))
+    assert not conn.fake.written
+    decide.set()
+    await delivered.wait()
+    assert conn.fake.written[0].startswith(b"HTTP/1.1 101 ")
+    assert listener.frames == [(WSMsgType.TEXT, b"early", True)]
+    assert conn.read_cap() == INIT
+    conn.proto._on_shrink_timer()
+    assert conn.read_cap() == 0

@@ -1583,6 +1583,8 @@ cdef class WSProtocolCore:
                     self._rstart = 0
                     self._rend = 0
                     self._rneed = 0
+                    if self._rbuf != NULL and self._shrink_timer is None:
+                        self._arm_shrink_timer()
 
     cdef _answer_upgrade_request(self, request, result):
         custom = None
