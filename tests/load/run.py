@@ -413,8 +413,8 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
         failures.append(f"server found {end['bad_messages']} bad CRCs")
     if end["errors"] != base["errors"] or closed["errors"] != base["errors"]:
         failures.append(f"server logged {closed['errors'] - base['errors']} errors")
-    warm = points[0]
-    if len(points) > 1:
+    warm = next(p for p in points if p["at"] == int(messages * warmup))
+    if warm is not end:
         if end["rss"] > warm["rss"] * (1 + rss_tolerance):
             failures.append(f"server RSS {mib(warm['rss'])} after {warm['at']} messages -> "
                             f"{mib(end['rss'])} at the end (> +{rss_tolerance:.1%})")
