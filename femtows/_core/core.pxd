@@ -110,6 +110,8 @@ cdef class WSTransport:
     # The CLOSE reason for a frame over max_frame_size, as a str.format() template with {size}
     # and {limit}; None: picows's wording. Set by layers that word limits their own way.
     cdef str _too_big_format
+    # The same for a compressed frame that inflates past max_frame_size ({limit}).
+    cdef str _inflate_too_big_format
     cdef object _t_write_buffer_size # underlying_transport.get_write_buffer_size, bound once
     cdef object _write_nocheck       # aiofastnet: write_nocheck (copies only what it keeps)
     cdef object _writelines_nocheck  # aiofastnet: writelines_nocheck
