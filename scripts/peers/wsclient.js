@@ -2,7 +2,7 @@
 // browser page (the native WebSocket): scripts/peers/peers.py drives it, one call at a time.
 // Binary data crosses the JSON boundary as base64.
 //
-//   await femtowsPeer.open(url, protocols) -> {id, protocol, headers}
+//   await femtowsPeer.open(url, protocols) -> {id, protocol, extensions, headers}
 //                                           | {rejected: {status, headers, body}} | {error}
 //   femtowsPeer.send(id, data, isBinary);  await femtowsPeer.recv(id, timeoutMs)
 //     -> {type: "text", data} | {type: "bytes", data: base64} | {type: "close", code, reason}
@@ -46,7 +46,8 @@
         ws.onopen = () => {
           const id = nextId++;
           conns.set(id, st);
-          settle({ id, protocol: ws.protocol, headers: st.headers || null });
+          settle({ id, protocol: ws.protocol, extensions: ws.extensions,
+                   headers: st.headers || null });
         };
         ws.onmessage = (ev) => push(st, typeof ev.data === "string"
           ? { type: "text", data: ev.data } : { type: "bytes", data: toB64(ev.data) });
