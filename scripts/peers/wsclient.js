@@ -11,8 +11,16 @@
 (function () {
   const isNode = typeof process !== "undefined" && process.versions && process.versions.node;
   const WS = isNode ? require("ws") : WebSocket;
-  const toB64 = (buf) => isNode ? Buffer.from(buf).toString("base64")
-    : btoa(String.fromCharCode(...new Uint8Array(buf)));
+  // In a page: 32 KiB at a time (spreading a whole 1 MiB array overflows the call stack).
+  const toB64 = (buf) => {
+    if (isNode) return Buffer.from(buf).toString("base64");
+    const bytes = new Uint8Array(buf);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(s);
+  };
   const fromB64 = (s) => isNode ? Buffer.from(s, "base64")
     : Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
   const conns = new Map();
