@@ -764,7 +764,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         selection += " minus " + " ".join(opts.exclude)
     print(
         f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
-        f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
+        f"compression={'deflate' if opts.compression or opts.api == 'websockets' else 'off'}; "
+        f"reports in {outdir}",
         flush=True,
     )
 

@@ -229,3 +229,43 @@ def test_non_deflate_extension_factories_are_not_implemented() -> None:
     with pytest.raises(NotImplementedError):
         f_client.connect("ws://127.0.0.1:1/", extensions=[
             f_pmd.ClientPerMessageDeflateFactory(), f_pmd.ClientPerMessageDeflateFactory()])
+
+
+def test_sync_api_negotiates_as_websockets() -> None:
+    """The threading API runs on the same engine: the same answers as websockets.sync."""
+    import threading
+
+    import websockets.sync.client as ws_sync_client
+    import websockets.sync.server as ws_sync_server
+
+    import femtows.websockets.sync.client as f_sync_client
+    import femtows.websockets.sync.server as f_sync_server
+
+    def run(serve: Any, connect: Any) -> Tuple[Optional[str], Optional[Params], Optional[Params]]:
+        seen: List[Optional[Params]] = []
+
+        def echo(ws: Any) -> None:
+            seen.append(params(ws))
+            for message in ws:
+                ws.send(message)
+
+        with serve(echo, "127.0.0.1", 0) as server:
+            thread = threading.Thread(target=server.serve_forever)
+            thread.start()
+            try:
+                port = server.socket.getsockname()[1]
+                with connect(f"ws://127.0.0.1:{port}/") as ws:
+                    ws.send(MESSAGE)
+                    assert ws.recv() == MESSAGE
+                    answer = ws.response.headers.get("Sec-WebSocket-Extensions")
+                    mine = params(ws)
+            finally:
+                server.shutdown()
+                thread.join()
+        return answer, mine, seen[0]
+
+    reference = run(ws_sync_server.serve, ws_sync_client.connect)
+    assert reference[1] is not None
+    assert run(f_sync_server.serve, ws_sync_client.connect) == reference
+    assert run(ws_sync_server.serve, f_sync_client.connect)[1:] == (
+        (False, False, 12, 12), (False, False, 12, 12))
