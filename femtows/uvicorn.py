@@ -174,7 +174,9 @@ class FemtowsProtocol(asyncio.Protocol):
     * ``ws_max_queue``: received messages buffered for the app; when full, reading pauses.
     * ``ws_ping_interval`` / ``ws_ping_timeout``: femtows's auto-ping (a ping when the client
       has been silent for the interval; no pong within the timeout: CLOSE 1001).
-    * ``ws_per_message_deflate``: accepted, but compression is not negotiated yet.
+    * ``ws_per_message_deflate`` (default True, as uvicorn): permessage-deflate is accepted
+      when the client offers it, with the parameters the client asks for (uvicorn's
+      websockets implementation's ``ServerPerMessageDeflateFactory()``); False: never.
     * ``root_path``, ``proxy_headers`` / ``forwarded_allow_ips`` (uvicorn's middleware), and
       graceful shutdown (CLOSE 1012 to open connections).
 
@@ -384,6 +386,8 @@ class FemtowsProtocol(asyncio.Protocol):
             auto_ping_idle_timeout=idle,
             auto_ping_reply_timeout=reply,
             auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
+            compression=(handshake.WSDeflateConfig.server()
+                         if config.ws_per_message_deflate else None),
         )
         self._state = _OPEN
         self._opened = True

@@ -26,10 +26,11 @@ MAX_SIZE = 2**25
 os.environ.setdefault("WEBSOCKETS_MAX_FRAGMENTS", str(2**17))
 
 
-async def run_case(connect: Any, exceptions: Any, url: str, timeout: float) -> Optional[str]:
+async def run_case(connect: Any, exceptions: Any, url: str, timeout: float,
+                   extensions: Optional[List[Any]] = None) -> Optional[str]:
     try:
         async with asyncio.timeout(timeout) if hasattr(asyncio, "timeout") else _null():
-            async with connect(url, max_size=MAX_SIZE, compression=None) as ws:
+            async with connect(url, max_size=MAX_SIZE, extensions=extensions) as ws:
                 async for message in ws:
                     await ws.send(message)
     except exceptions.ConnectionClosed as exc:
@@ -63,9 +64,15 @@ def parse_cases(spec: Optional[str], count: int) -> List[int]:
 
 
 async def amain(lib: str, url: str, agent: str, cases_spec: Optional[str],
-                timeout: float) -> int:
+                timeout: float, no_context_takeover: bool = False) -> int:
     client = importlib.import_module(f"{lib}.asyncio.client")
     exceptions = importlib.import_module(f"{lib}.exceptions")
+    extensions = None
+    if no_context_takeover:
+        # websockets' default offer plus client_no_context_takeover (memLevel 5 as its default).
+        pmd = importlib.import_module(f"{lib}.extensions.permessage_deflate")
+        extensions = [pmd.ClientPerMessageDeflateFactory(
+            client_no_context_takeover=True, compress_settings={"memLevel": 5})]
     url = url.rstrip("/")
     async with client.connect(f"{url}/getCaseCount") as ws:
         count = int(await ws.recv())
@@ -76,7 +83,8 @@ async def amain(lib: str, url: str, agent: str, cases_spec: Optional[str],
     problems = 0
     for case in cases:
         problem = await run_case(client.connect, exceptions,
-                                 f"{url}/runCase?case={case}&agent={quote(agent)}", timeout)
+                                 f"{url}/runCase?case={case}&agent={quote(agent)}", timeout,
+                                 extensions)
         if problem is not None:
             problems += 1
             print(f"case {case}: {problem}", flush=True)
@@ -114,10 +122,14 @@ def main() -> int:
     parser.add_argument("--cases", help="case numbers to run, e.g. '1-10,42' (default: all)")
     parser.add_argument("--case-timeout", type=float, default=120.0,
                         help="seconds allowed per case")
+    parser.add_argument(
+        "--no-context-takeover", action="store_true",
+        help="offer client_no_context_takeover with permessage-deflate (kosoku's fuzzing "
+             "server accepts only such offers in 13.2/13.5/13.6)")
     args = parser.parse_args()
     try:
-        return run(amain(args.lib, args.url, args.agent, args.cases, args.case_timeout),
-                   args.loop)
+        return run(amain(args.lib, args.url, args.agent, args.cases, args.case_timeout,
+                         args.no_context_takeover), args.loop)
     except KeyboardInterrupt:
         return 130
 

@@ -3,8 +3,9 @@
 The program is a websockets 17.4 program with ``websockets`` replaced by
 ``femtows.websockets`` in the import: ``async for message in ws: await ws.send(message)``,
 messages reassembled and checked by the library (UTF-8, fragmentation, close codes),
-``max_size=2**25`` (Autobahn 9.x sends 16 MiB messages), ``compression=None`` (the default
-"deflate" offers nothing yet), no keepalive (Autobahn's long cases must not be pinged).
+``max_size=2**25`` (Autobahn 9.x sends 16 MiB messages), websockets' default compression
+(permessage-deflate, cases 12.* and 13.*), no keepalive (Autobahn's long cases must not be
+pinged).
 Autobahn 9.3/9.4 send 4 MiB messages in up to 65,536 fragments, over websockets 17.4's
 default limit of 4,096 fragments per message: the limit is raised through websockets' own
 knob, the WEBSOCKETS_MAX_FRAGMENTS environment variable (read at import time).
@@ -40,7 +41,7 @@ async def echo(ws: ServerConnection) -> None:
 
 async def main_server(host: str, port: int, ssl_context: Optional[ssl.SSLContext]) -> None:
     async with serve(
-        echo, host, port, max_size=2**25, compression=None, ping_interval=None,
+        echo, host, port, max_size=2**25, ping_interval=None,
         ssl=ssl_context,
     ) as server:
         bound_port = server.sockets[0].getsockname()[1]

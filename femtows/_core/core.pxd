@@ -110,6 +110,8 @@ cdef class WSTransport:
     # The CLOSE reason for a frame over max_frame_size, as a str.format() template with {size}
     # and {limit}; None: picows's wording. Set by layers that word limits their own way.
     cdef str _too_big_format
+    # The same for a compressed frame that inflates past max_frame_size ({limit}).
+    cdef str _inflate_too_big_format
     # Called as _fail_hook(code, reason, close_payload or None) when the core fails the
     # connection; returns the CLOSE reason to send. None: no hook (the Sans-I/O layer sets it).
     cdef object _fail_hook

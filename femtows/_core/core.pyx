@@ -2013,9 +2013,13 @@ cdef class WSProtocolCore:
         rc = self._pmd.inflate_frame(payload, <size_t>h.payload_len, h.fin,
                                      <size_t>self._max_frame_size, &n)
         if rc != 0:
-            self._fail(rc, f"decompressed frame exceeds max_frame_size "
-                           f"({self._max_frame_size} bytes)" if rc == 1009
-                       else "invalid permessage-deflate data")
+            if rc != 1009:
+                self._fail(rc, "invalid permessage-deflate data")
+            elif t._inflate_too_big_format is not None:
+                self._fail(rc, t._inflate_too_big_format.format(limit=self._max_frame_size))
+            else:
+                self._fail(rc, f"decompressed frame exceeds max_frame_size "
+                               f"({self._max_frame_size} bytes)")
             return False
         if self._validate_utf8 and self._msg_is_text:
             st = femtows_utf8_validate(self._utf8_state, <const unsigned char *>self._pmd._ibuf,

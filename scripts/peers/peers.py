@@ -76,7 +76,8 @@ class Peer:
             raise PeerRejected(r["status"], {k.lower(): v for k, v in (r["headers"] or {}).items()},
                                base64.b64decode(r["body"] or ""))
         return PeerConnection(self, result["id"], result["protocol"] or None,
-                              {k.lower(): v for k, v in (result["headers"] or {}).items()})
+                              {k.lower(): v for k, v in (result["headers"] or {}).items()},
+                              result.get("extensions") or "")
 
     def close(self) -> None:
         raise NotImplementedError
@@ -86,11 +87,14 @@ class PeerConnection:
     """One WebSocket client connection living in a peer."""
 
     def __init__(self, peer: Peer, conn_id: int, protocol: Optional[str],
-                 headers: dict[str, str]) -> None:
+                 headers: dict[str, str], extensions: str = "") -> None:
         self.peer = peer
         self.id = conn_id
         self.protocol = protocol
         self.headers = headers  # the 101 response's headers (Node only; {} in a browser)
+        # The negotiated extensions as the peer reports them (WebSocket.extensions, in Node
+        # and in a browser): "permessage-deflate" when compression was agreed.
+        self.extensions = extensions
         self.close_event: Optional[PeerClosed] = None
 
     async def send(self, data: Data) -> None:

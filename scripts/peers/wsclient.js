@@ -2,7 +2,7 @@
 // browser page (the native WebSocket): scripts/peers/peers.py drives it, one call at a time.
 // Binary data crosses the JSON boundary as base64.
 //
-//   await femtowsPeer.open(url, protocols) -> {id, protocol, headers}
+//   await femtowsPeer.open(url, protocols) -> {id, protocol, extensions, headers}
 //                                           | {rejected: {status, headers, body}} | {error}
 //   femtowsPeer.send(id, data, isBinary);  await femtowsPeer.recv(id, timeoutMs)
 //     -> {type: "text", data} | {type: "bytes", data: base64} | {type: "close", code, reason}
@@ -11,8 +11,16 @@
 (function () {
   const isNode = typeof process !== "undefined" && process.versions && process.versions.node;
   const WS = isNode ? require("ws") : WebSocket;
-  const toB64 = (buf) => isNode ? Buffer.from(buf).toString("base64")
-    : btoa(String.fromCharCode(...new Uint8Array(buf)));
+  // In a page: 32 KiB at a time (spreading a whole 1 MiB array overflows the call stack).
+  const toB64 = (buf) => {
+    if (isNode) return Buffer.from(buf).toString("base64");
+    const bytes = new Uint8Array(buf);
+    let s = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) {
+      s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    }
+    return btoa(s);
+  };
   const fromB64 = (s) => isNode ? Buffer.from(s, "base64")
     : Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
   const conns = new Map();
@@ -46,7 +54,8 @@
         ws.onopen = () => {
           const id = nextId++;
           conns.set(id, st);
-          settle({ id, protocol: ws.protocol, headers: st.headers || null });
+          settle({ id, protocol: ws.protocol, extensions: ws.extensions,
+                   headers: st.headers || null });
         };
         ws.onmessage = (ev) => push(st, typeof ev.data === "string"
           ? { type: "text", data: ev.data } : { type: "bytes", data: toB64(ev.data) });

@@ -448,6 +448,8 @@ def run_client_direction(opts: Options) -> DirectionResult:
                 sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
             ] + (["--compression", "--no-context-takeover"] * opts.compression)  # fmt: skip
+            if opts.api == "websockets":  # compression is its default: the same offer
+                client_argv.append("--no-context-takeover")
             client_log = opts.outdir / "client.log"
             with started("echo-client", client_argv, client_log, opts.env) as client:
                 code = client.wait(deadline - time.monotonic())
@@ -712,7 +714,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.compression and args.api != "core":
-        # The websockets-API echo uses its own default (compression="deflate" once wired).
+        # The websockets-API echo uses its own default (compression="deflate").
         parser.error("--compression applies to --api core only")
     return args
 
@@ -733,7 +735,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     # Also when started with SIGINT ignored (a background job of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    if args.compression:
+    if args.compression or args.api == "websockets":
+        # --api websockets: the echo programs keep websockets' default, compression="deflate".
         _optional_categories.clear()
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
@@ -761,7 +764,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         selection += " minus " + " ".join(opts.exclude)
     print(
         f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
-        f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
+        f"compression={'deflate' if opts.compression or opts.api == 'websockets' else 'off'}; "
+        f"reports in {outdir}",
         flush=True,
     )
 

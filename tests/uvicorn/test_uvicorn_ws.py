@@ -406,3 +406,31 @@ async def test_server_sends_faster_than_client_reads(impl: str, app_name: str, c
         for i in range(300):
             assert await conn.recv() == i.to_bytes(4, "big") * 16384
         assert await conn.closed() == (1000, "")
+
+
+@pytest.mark.parametrize("per_message_deflate", [True, False])
+async def test_per_message_deflate(per_message_deflate: bool) -> None:
+    # ws_per_message_deflate (uvicorn's default True): the answer websockets' default
+    # ServerPerMessageDeflateFactory() gives (uvicorn's websockets implementation), compressed
+    # messages echo; False: no extension.
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve as ws_serve
+    from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
+
+    async def handler(ws: Any) -> None:
+        await ws.wait_closed()
+
+    extensions = [ServerPerMessageDeflateFactory()] if per_message_deflate else []
+    async with ws_serve(handler, "127.0.0.1", 0, compression=None,
+                        extensions=extensions) as reference:
+        port = reference.sockets[0].getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            expected = ws.response.headers.get("Sec-WebSocket-Extensions")
+    assert (expected is not None) == per_message_deflate
+    async with serve("femtows", "starlette", ws_per_message_deflate=per_message_deflate) as srv:
+        async with connect(srv.url("/echo")) as ws:
+            assert ws.response.headers.get("Sec-WebSocket-Extensions") == expected
+            assert bool(ws.protocol.extensions) == per_message_deflate
+            for message in ("x" * 100_000, bytes(range(256)) * 400):
+                await ws.send(message)
+                assert await ws.recv() == message

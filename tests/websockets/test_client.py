@@ -174,7 +174,7 @@ async def test_request_headers_and_subprotocol() -> None:
     assert headers["Authorization"] == "Basic " + base64.b64encode(
         "alice:sésame".encode()).decode()
     assert headers["Host"] == uri.split("/")[2]
-    assert "Sec-WebSocket-Extensions" not in headers  # compression: nothing offered yet
+    assert headers["Sec-WebSocket-Extensions"] == "permessage-deflate; client_max_window_bits"
     assert seen[1] == "superchat"
     assert "User-Agent" not in seen[2]
 

@@ -563,7 +563,8 @@ async def test_write_limit_waits_for_drain() -> None:
 
     server, uri = await ws_server(handler, max_queue=1)
     async with server:
-        ws = await fclient.connect(uri, write_limit=(1024, 0))
+        # Uncompressed: b"x" * N must fill the buffers.
+        ws = await fclient.connect(uri, write_limit=(1024, 0), compression=None)
         chunk = b"x" * 65536
         blocked = None
         for _ in range(10_000):  # until the kernel's buffers are full and a send must wait
@@ -779,7 +780,8 @@ async def test_cancel_blocked_send() -> None:
 
     server, uri = await ws_server(handler, max_queue=1)
     async with server:
-        ws = await fclient.connect(uri, write_limit=1024)
+        # Uncompressed: b"x" * N must fill the buffers.
+        ws = await fclient.connect(uri, write_limit=1024, compression=None)
         for _ in range(10_000):
             sender = asyncio.ensure_future(ws.send(b"x" * 65536))
             await asyncio.sleep(0)

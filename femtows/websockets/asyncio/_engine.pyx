@@ -110,6 +110,8 @@ cdef class Engine(WSListener):
         # A frame over max_size is refused by the core (before its payload arrives) with
         # websockets' PayloadTooBig wording.
         transport._too_big_format = "frame with {size} bytes exceeds limit of {limit} bytes"
+        # A compressed frame inflating past it: websockets' words for a first frame.
+        transport._inflate_too_big_format = "frame exceeds limit of {limit} bytes"
         self._wst = transport
         self._state = S_OPEN
         self._connection_open()

@@ -45,9 +45,16 @@ from femtows.websockets.exceptions import (
     ProxyError,
     SecurityError,
 )
+from femtows.websockets.extensions.base import Extension
+from femtows.websockets.extensions.permessage_deflate import (
+    ClientPerMessageDeflateFactory,
+    PerMessageDeflate,
+    enable_client_permessage_deflate,
+)
 from femtows.websockets.headers import (
     build_authorization_basic,
     build_host,
+    parse_extension,
     parse_subprotocol,
     validate_subprotocols,
 )
@@ -98,8 +105,10 @@ class connect:
     """Connect to the WebSocket server at ``uri``: ``await connect(...)``,
     ``async with connect(...) as ws``, or ``async for ws in connect(...)`` (reconnecting).
 
-    Keywords and defaults are websockets 17.4's: ``origin``, ``extensions`` (None only for
-    now), ``subprotocols``, ``compression`` ("deflate" or None; nothing is negotiated yet),
+    Keywords and defaults are websockets 17.4's: ``origin``, ``extensions`` (at most one
+    ``ClientPerMessageDeflateFactory``; other factories raise NotImplementedError),
+    ``subprotocols``, ``compression`` ("deflate": permessage-deflate with websockets' offer
+    unless ``extensions`` has a factory for it; None: nothing offered),
     ``additional_headers``, ``user_agent_header``, ``proxy`` (True: from the environment),
     ``process_exception``, ``open_timeout`` (TCP + TLS + proxy + handshake + redirects),
     ``ping_interval``, ``ping_timeout``, ``close_timeout``, ``reconnect_delays``, ``max_size``,
@@ -147,13 +156,14 @@ class connect:
         if subprotocols is not None:
             validate_subprotocols(subprotocols)
         if compression == "deflate":
-            # TODO(deflate): offer permessage-deflate here once femtows.websockets.extensions
-            # lands; until then nothing is offered, so nothing can be negotiated.
-            pass
+            extensions = enable_client_permessage_deflate(extensions)
         elif compression is not None:
             raise ValueError(f"unsupported compression: {compression}")
-        if extensions:
-            raise NotImplementedError("extensions are not supported yet by femtows.websockets")
+        self.deflate_factory = _deflate_factory(extensions)
+        #: The core's permessage-deflate configuration (None: nothing offered).
+        self.deflate_config: Optional[handshake.WSDeflateConfig] = (
+            None if self.deflate_factory is None else self.deflate_factory.to_config()
+        )
         if logger is None:
             logger = logging.getLogger("websockets.client")
         if create_connection is None:
@@ -195,6 +205,8 @@ class connect:
         headers["Connection"] = "Upgrade"
         headers["Sec-WebSocket-Key"] = key
         headers["Sec-WebSocket-Version"] = "13"
+        if self.deflate_config is not None:
+            headers["Sec-WebSocket-Extensions"] = handshake.deflate_offer(self.deflate_config)
         if self.subprotocols is not None:
             headers["Sec-WebSocket-Protocol"] = ", ".join(self.subprotocols)
         if self.additional_headers is not None:
@@ -216,7 +228,7 @@ class connect:
                                     response.reason_phrase)
             for name, value in response.headers.raw_items():
                 connection.logger.debug("< %s: %s", name, value)
-        if response.headers.get_all("Sec-WebSocket-Extensions"):
+        if self.deflate_config is None and response.headers.get_all("Sec-WebSocket-Extensions"):
             raise NegotiationError("no extensions supported")
         values = response.headers.get_all("Sec-WebSocket-Protocol")
         if values:
@@ -264,6 +276,7 @@ class connect:
                 request_bytes=request_bytes,
                 key=key,
                 handshake_future=handshake_future,
+                compression=self.deflate_config,
             )
 
         transport = await self._open_transport(loop, make_protocol, ws_uri)
@@ -273,10 +286,47 @@ class connect:
             transport.abort()
             connection.abort_handshake()
             if isinstance(exc, WSHandshakeError):
-                mapped = _map_handshake_error(exc)
+                mapped = self._extensions_error(exc) or _map_handshake_error(exc)
                 raise mapped from mapped.__cause__
             raise
+        params = handshake_future.result()[0].compression
+        if params is not None and self.deflate_factory is not None:
+            connection.protocol.extensions = [
+                PerMessageDeflate.from_params(params, self.deflate_factory.compress_settings)
+            ]
         return connection
+
+    def _extensions_error(self, exc: WSHandshakeError) -> Optional[Exception]:
+        """websockets' exception for a ``Sec-WebSocket-Extensions`` answer the core refused
+        (its checks are the same; websockets words and types them per extension)."""
+        if not (
+            isinstance(exc, WSInvalidHeaderError)
+            and exc.name == "Sec-WebSocket-Extensions"
+            and exc.response is not None
+            and self.deflate_factory is not None
+        ):
+            return None
+        values = exc.response.headers.getall("Sec-WebSocket-Extensions", [])
+        accepted: List[Extension] = []
+        try:
+            for value in values:
+                for name, params in parse_extension(value):
+                    if name != self.deflate_factory.name:
+                        raise NegotiationError(
+                            f"Unsupported extension: name = {name}, params = {params}"
+                        )
+                    try:
+                        accepted.append(
+                            self.deflate_factory.process_response_params(params, accepted)
+                        )
+                    except NegotiationError:
+                        raise NegotiationError(
+                            f"Unsupported extension: name = {name}, params = {params}"
+                        ) from None
+        except InvalidHandshake as error:
+            error.__cause__ = exc
+            return error
+        return None
 
     async def _open_transport(
         self, loop: asyncio.AbstractEventLoop, make_protocol: Callable[[], WSProtocol],
@@ -528,6 +578,30 @@ def _map_handshake_error(exc: WSHandshakeError) -> Exception:
         new = InvalidHandshake(str(exc))
     new.__cause__ = exc
     return new
+
+
+def _deflate_factory(
+    extensions: Optional[Sequence[Any]],
+) -> Optional[ClientPerMessageDeflateFactory]:
+    """The one permessage-deflate factory of ``extensions`` (None: nothing to offer).
+
+    Raises:
+        NotImplementedError: another kind of extension factory, or several permessage-deflate
+            factories (websockets would offer each in turn; femtows negotiates one offer).
+    """
+    factories = list(extensions or ())
+    for factory in factories:
+        if not isinstance(factory, ClientPerMessageDeflateFactory):
+            raise NotImplementedError(
+                f"femtows.websockets negotiates permessage-deflate only; extension factory "
+                f"{factory!r} is not supported"
+            )
+    if len(factories) > 1:
+        raise NotImplementedError(
+            "femtows.websockets offers one permessage-deflate configuration; got "
+            f"{len(factories)} ClientPerMessageDeflateFactory"
+        )
+    return factories[0] if factories else None
 
 
 _ = (InvalidProxy,)

@@ -52,6 +52,7 @@ from femtows.websockets.exceptions import (
     PayloadTooBig,
     ProtocolError,
 )
+from femtows.websockets.extensions.base import Extension
 from femtows.websockets.frames import Close, CloseCode, Frame, Opcode
 from femtows.websockets.http11 import Request, Response
 from femtows.websockets.protocol import Side, State
@@ -71,7 +72,8 @@ class CoreProtocol:
 
     websockets exposes its Sans-I/O ``ClientProtocol``/``ServerProtocol`` there; femtows runs
     the protocol in its Cython core, so this object carries the same commonly used attributes
-    (``side``, ``id``, ``logger``, ``debug``, ``state``, ``subprotocol``, ``close_code``,
+    (``side``, ``id``, ``logger``, ``debug``, ``state``, ``subprotocol``, ``extensions``,
+    ``close_code``,
     ``close_reason``, ``close_exc``, ``max_message_size``, ``max_fragment_size``).
 
     Args:
@@ -102,6 +104,9 @@ class CoreProtocol:
         else:
             self.max_message_size, self.max_fragment_size = max_size
         self.subprotocol: Optional[Subprotocol] = None
+        #: Negotiated extensions: ``[PerMessageDeflate(...)]`` when permessage-deflate is on
+        #: (the core runs it; the object describes the agreed parameters).
+        self.extensions: List[Extension] = []
         self._connection: Optional[weakref.ReferenceType[Connection]] = None
 
     def _conn(self) -> Connection:
@@ -702,7 +707,11 @@ class Connection(Engine):
             del self._pending_pings[ping_id]
 
     def _fail_too_big(self, size: int, current: int, limit: int) -> None:
-        exc = PayloadTooBig(size, limit - current)
+        wst: Optional[WSTransport] = self._wst
+        # With permessage-deflate, websockets finds the excess while inflating the frame and
+        # cannot tell its size (the core already inflated it: the text says the same).
+        compressed = wst is not None and wst.compression is not None
+        exc = PayloadTooBig(None if compressed else size, limit - current)
         exc.set_current_size(current)
         self._parser_exc = exc
         self._fail(CloseCode.MESSAGE_TOO_BIG, str(exc))

@@ -36,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable, Sequence
 from inspect import isawaitable
 from types import TracebackType
-from typing import Any, Optional, Tuple, Type, Union, cast
+from typing import Any, Dict, Optional, Tuple, Type, Union, cast
 
 from multidict import CIMultiDict
 
@@ -54,6 +54,11 @@ from femtows.websockets.exceptions import (
     InvalidProtocol,
     InvalidUpgrade,
     NegotiationError,
+)
+from femtows.websockets.extensions.permessage_deflate import (
+    PerMessageDeflate,
+    ServerPerMessageDeflateFactory,
+    enable_server_permessage_deflate,
 )
 from femtows.websockets.frames import CloseCode
 from femtows.websockets.headers import (
@@ -138,6 +143,11 @@ class ServerConnection(Connection):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         """The core sent the 101: the connection is OPEN; the server starts the handler."""
+        params = transport.compression
+        if params is not None:
+            self.protocol.extensions = [
+                PerMessageDeflate.from_params(params, self.server._deflate_settings)
+            ]
         super().on_ws_connected(transport)
         self.server._start_handler(self)
 
@@ -213,8 +223,14 @@ class _Handshake:
         process_request: Optional[ProcessRequest],
         process_response: Optional[ProcessResponse],
         server_header: Optional[str],
+        deflate_factory: Optional[ServerPerMessageDeflateFactory] = None,
     ) -> None:
         self.server = server
+        self.deflate_factory = deflate_factory
+        #: The core's permessage-deflate configuration (None: no extension accepted).
+        self.deflate_config: Optional[core_handshake.WSDeflateConfig] = (
+            None if deflate_factory is None else deflate_factory.to_config()
+        )
         self.origins = origins
         self.subprotocols = subprotocols
         self.select_subprotocol = select_subprotocol
@@ -374,8 +390,22 @@ class _Handshake:
         headers["Upgrade"] = "websocket"
         headers["Connection"] = "Upgrade"
         headers["Sec-WebSocket-Accept"] = accept_header
-        # TODO(deflate): negotiate permessage-deflate here (compression="deflate" / extensions)
-        # once femtows.websockets.extensions lands; until then no extension is accepted.
+        if self.deflate_config is not None:
+            # The answer the core will check the 101 against (negotiate_deflate_for_101), so
+            # that process_response sees it.
+            try:
+                params = core_handshake.negotiate_deflate_request(
+                    self.deflate_config, CIMultiDict(request.headers.raw_items())
+                )
+            except core_handshake.HandshakeRejection:
+                value = ", ".join(request.headers.get_all("Sec-WebSocket-Extensions"))
+                return self._refuse(
+                    connection,
+                    InvalidHeaderValue("Sec-WebSocket-Extensions", value),
+                    http.HTTPStatus.BAD_REQUEST,
+                )
+            if params is not None:
+                headers["Sec-WebSocket-Extensions"] = params.header
         if protocol_header is not None:
             headers["Sec-WebSocket-Protocol"] = protocol_header
         return Response(101, "Switching Protocols", headers)
@@ -556,6 +586,8 @@ class Server:
         self.close_task: Optional[asyncio.Task[None]] = None
         self._tcp: set[_ServerCoreProtocol] = set()
         self._tcp_drained: Optional[asyncio.Future[None]] = None
+        # compress_settings of the permessage-deflate factory, for protocol.extensions.
+        self._deflate_settings: Optional[Dict[str, Any]] = None
         loop = asyncio.get_running_loop()
         self.handlers_waiter: asyncio.Future[None] = loop.create_future()
 
@@ -739,12 +771,14 @@ def serve(
         host, port: As for ``loop.create_server``.
         origins: Acceptable Origin headers: ``str`` (exact), compiled regexes (fullmatch),
             ``None`` (no header). Others get 403.
-        extensions: Server extension factories (not negotiated yet; see docs/websockets.md).
+        extensions: Server extension factories: at most one
+            ``ServerPerMessageDeflateFactory`` (others raise NotImplementedError).
         subprotocols: Supported subprotocols, in order of preference.
         select_subprotocol: ``(connection, offered) -> subprotocol | None`` replacing the
             default choice; ``NegotiationError`` gives 400, another exception 500.
-        compression: ``"deflate"`` (default) or None. permessage-deflate is not negotiated
-            yet: no extension is accepted either way.
+        compression: ``"deflate"`` (default): permessage-deflate with websockets' server
+            defaults (window bits 12/12, memLevel 5) unless ``extensions`` has a factory for
+            it; None: only what ``extensions`` configures.
         process_request: ``(connection, request) -> Response | None``, sync or async;
             a Response short-circuits the handshake. An exception gives 500 (logged).
         process_response: ``(connection, request, response) -> Response | None``, sync or
@@ -765,11 +799,16 @@ def serve(
 
     Raises:
         ValueError: ``compression`` is neither "deflate" nor None.
+        NotImplementedError: ``extensions`` has a factory other than one
+            ``ServerPerMessageDeflateFactory``.
     """
     if subprotocols is not None:
         validate_subprotocols(subprotocols)
-    if compression not in ("deflate", None):
+    if compression == "deflate":
+        extensions = enable_server_permessage_deflate(extensions)
+    elif compression is not None:
         raise ValueError(f"unsupported compression: {compression}")
+    deflate_factory = _deflate_factory(extensions)
     if create_connection is None:
         create_connection = ServerConnection
     if kwargs.get("ssl") is not None:
@@ -805,6 +844,7 @@ def serve(
             websocket_handshake_timeout=open_timeout,
             max_head_size=core_handshake.MAX_HEAD_SIZE,
             enable_auto_ping=options["enable_auto_ping"],
+            compression=handshake.deflate_config,
         )
 
     async def create_server() -> asyncio.Server:
@@ -823,8 +863,36 @@ def serve(
         process_request=process_request,
         process_response=process_response,
         server_header=server_header,
+        deflate_factory=deflate_factory,
+    )
+    server._deflate_settings = (
+        None if deflate_factory is None else deflate_factory.compress_settings
     )
     return server
+
+
+def _deflate_factory(
+    extensions: Optional[Sequence[Any]],
+) -> Optional[ServerPerMessageDeflateFactory]:
+    """The one permessage-deflate factory of ``extensions`` (None: nothing accepted).
+
+    Raises:
+        NotImplementedError: another kind of extension factory, or several permessage-deflate
+            factories (femtows negotiates with one configuration).
+    """
+    factories = list(extensions or ())
+    for factory in factories:
+        if not isinstance(factory, ServerPerMessageDeflateFactory):
+            raise NotImplementedError(
+                f"femtows.websockets negotiates permessage-deflate only; extension factory "
+                f"{factory!r} is not supported"
+            )
+    if len(factories) > 1:
+        raise NotImplementedError(
+            "femtows.websockets accepts permessage-deflate with one configuration; got "
+            f"{len(factories)} ServerPerMessageDeflateFactory"
+        )
+    return factories[0] if factories else None
 
 
 def unix_serve(
