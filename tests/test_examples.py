@@ -124,3 +124,14 @@ def test_backpressure_example() -> None:
     assert "received 100 of 100 messages, 6553600 bytes" in out
     pauses = int(out.split("producer paused ")[1].split(" time")[0])
     assert pauses >= 1, out
+
+
+def test_routing_example() -> None:
+    out = run(str(EXAMPLES / "routing.py")).splitlines()
+    assert out == [
+        "/echo: hello",
+        "/upper: HELLO",
+        "/rooms/lobby?user=ada: ada@lobby: hello",
+        "/nowhere: HTTP 404 b'404 Not Found'",
+        "GET /healthz: HTTP/1.1 200 OK, body b'ok\\n'",
+    ]
