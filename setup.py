@@ -29,6 +29,13 @@ extensions = [
         extra_compile_args=extra_compile_args,
         define_macros=macros,
     ),
+    # femtows.websockets: the per-message engine under the websockets-compatible Connection.
+    Extension(
+        "femtows.websockets.asyncio._engine",
+        sources=["femtows/websockets/asyncio/_engine.pyx"],
+        extra_compile_args=extra_compile_args,
+        define_macros=macros,
+    ),
 ]
 
 directives = {

@@ -62,6 +62,8 @@ REQUIRED_MODULE = {
     "femtows-cython": "femtows",
     "floor-afn": "aiofastnet",
     "picows": "picows",
+    "femtows-ws": "femtows.websockets.asyncio.client",
+    "picows-ws": "picows.websockets",
     "websockets": "websockets.asyncio.client",
     "aiohttp": "aiohttp",
 }

@@ -27,11 +27,14 @@ KEY = REPO / "tests" / "certs" / "key.pem"
 PYSIDE = BENCH / "pyside.py"
 
 PY_ROWS = (
-    "femtows", "femtows-loop", "femtows-cython", "picows", "websockets", "aiohttp", "floor",
-    "floor-afn",
+    "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
+    "websockets", "aiohttp", "floor", "floor-afn",
 )
 ROWS = (*PY_ROWS, "native")
-WS_LIBS = ("femtows", "femtows-loop", "femtows-cython", "picows", "websockets", "aiohttp")
+WS_LIBS = (
+    "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
+    "websockets", "aiohttp",
+)
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,15 @@ REPO = Path(__file__).resolve().parent.parent
 CERT = REPO / "tests" / "certs" / "cert.pem"
 KEY = REPO / "tests" / "certs" / "key.pem"
 LIBS = (
-    "femtows", "femtows-loop", "femtows-cython", "picows", "websockets", "aiohttp", "floor",
-    "floor-afn",
+    "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
+    "websockets", "aiohttp", "floor", "floor-afn",
 )
+# The websockets asyncio API and its re-implementations: the same program on each.
+WEBSOCKETS_APIS = {
+    "websockets": "websockets.asyncio",
+    "femtows-ws": "femtows.websockets.asyncio",
+    "picows-ws": "picows.websockets",
+}
 
 # A running client: a function returning (round trips so far, first error or None).
 Progress = Callable[[], "tuple[int, Optional[str]]"]
@@ -213,10 +219,20 @@ def task_progress(counter: List[int], tasks: List[asyncio.Task[None]]) -> Progre
     return progress
 
 
+def websockets_api(lib: str, part: str) -> Any:
+    """``connect`` (part "client") or ``serve`` ("server") of a websockets-style API."""
+    base = WEBSOCKETS_APIS[lib]
+    if lib == "picows-ws":  # picows.websockets exports both at the top level
+        module = importlib.import_module(base)
+    else:
+        module = importlib.import_module(f"{base}.{part}")
+    return module.connect if part == "client" else module.serve
+
+
 async def start_websockets_client(
-    message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext]
+    message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext], lib: str = "websockets"
 ) -> Progress:
-    from websockets.asyncio.client import connect
+    connect = websockets_api(lib, "client")
 
     size = len(message)
     counter = [0]
@@ -315,8 +331,8 @@ async def start_client(args: argparse.Namespace) -> Progress:
 
         client, _ = callback_listeners(picows, message)
         return await start_callback_client(picows, client, url, args.conns, tls)
-    if args.lib == "websockets":
-        return await start_websockets_client(message, url, args.conns, tls)
+    if args.lib in WEBSOCKETS_APIS:
+        return await start_websockets_client(message, url, args.conns, tls, args.lib)
     if args.lib == "aiohttp":
         return await start_aiohttp_client(message, url, args.conns, tls)
     return await start_floor_client(
@@ -377,8 +393,8 @@ async def start_server(args: argparse.Namespace) -> int:
             factory, host, args.port, ssl=tls, backlog=backlog, **extra
         )
         return int(server.sockets[0].getsockname()[1])
-    if args.lib == "websockets":
-        from websockets.asyncio.server import serve
+    if args.lib in WEBSOCKETS_APIS:
+        serve = websockets_api(args.lib, "server")
 
         async def handler(ws: Any) -> None:
             async for message in ws:

@@ -18,6 +18,8 @@ COLOURS = {
     "femtows-loop": "#aec7e8",
     "femtows-cython": "#17becf",
     "picows": "#ff7f0e",
+    "femtows-ws": "#393b79",
+    "picows-ws": "#ffbb78",
     "websockets": "#2ca02c",
     "aiohttp": "#d62728",
     "floor": "#7f7f7f",

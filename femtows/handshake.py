@@ -669,8 +669,9 @@ def parse_request(head: bytes) -> WSUpgradeRequest:
     Raises:
         HandshakeRejection: 431 when the head exceeds :data:`MAX_HEAD_SIZE` or has more than
             :data:`MAX_HEADERS` headers; 505 for an HTTP major version other than 1; 400 for
-            HTTP/1.0 (WebSocket needs HTTP/1.1), a malformed request line or header line, any
-            Transfer-Encoding, or a Content-Length that is repeated or not 0.
+            a malformed request line or header line, any Transfer-Encoding, or a
+            Content-Length that is repeated or not 0. (HTTP/1.0 is parsed; validate_request
+            refuses it.)
     """
     head = bytes(head)
     if len(head) > MAX_HEAD_SIZE:
@@ -684,15 +685,12 @@ def parse_request(head: bytes) -> WSUpgradeRequest:
     if match is None:
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Malformed request line")
     method, target, version = match.group(1, 2, 3)
-    major, minor = int(match.group(4)), int(match.group(5))
-    if major != 1:
+    if match.group(4) != b"1":
         raise HandshakeRejection(
             HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "HTTP version not supported"
         )
-    if minor < 1:
-        # RFC 9112 §2.5 makes a later 1.x minor version compatible with 1.1; HTTP/1.0 has no
-        # Upgrade mechanism at all.
-        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "WebSocket requires HTTP/1.1")
+    # HTTP/1.0 (minor 0) is parsed: the listener factory may answer it with plain HTTP;
+    # validate_request refuses it for an upgrade.
     try:
         headers = _parse_header_block(header_block if crlf else None)
     except _MalformedHead as exc:
@@ -725,7 +723,8 @@ def validate_request(request: WSUpgradeRequest) -> str:
         The Sec-WebSocket-Key, for :func:`build_101_response`.
 
     Raises:
-        HandshakeRejection: 405 (with ``Allow: GET``) for a method other than GET; 426 (with
+        HandshakeRejection: 405 (with ``Allow: GET``) for a method other than GET; 400 for
+            HTTP/1.0 (WebSocket needs HTTP/1.1); 426 (with
             ``Upgrade: websocket``) when there is no Upgrade header at all; 426 (with
             ``Sec-WebSocket-Version: 13``) for a version other than 13; 400 when Host is missing
             or repeated, Upgrade lacks ``websocket``, Connection lacks ``upgrade``,
@@ -737,6 +736,10 @@ def validate_request(request: WSUpgradeRequest) -> str:
         raise HandshakeRejection(
             HTTPStatus.METHOD_NOT_ALLOWED, "WebSocket upgrade requires GET", [("Allow", "GET")]
         )
+    if request.version == b"HTTP/1.0":
+        # RFC 9112 §2.5 makes a later 1.x minor version compatible with 1.1; HTTP/1.0 has no
+        # Upgrade mechanism at all.
+        raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "WebSocket requires HTTP/1.1")
 
     if len(headers.getall("Host", [])) != 1:
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Missing or repeated Host header")

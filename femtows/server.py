@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional, Union
+from typing import Any, Awaitable, Callable, Optional, Union
 
 from femtows import _net, handshake
 from femtows._core.core import WSAutoPingStrategy, WSListener, WSProtocol
@@ -13,9 +13,10 @@ from femtows.logs import LoggerLike, connection_logger_factory
 
 __all__ = ["ws_create_server"]
 
+ServerListenerResult = Union[WSListener, handshake.WSUpgradeResponseWithListener, None]
 ServerListenerFactory = Callable[
     [handshake.WSUpgradeRequest],
-    Union[WSListener, handshake.WSUpgradeResponseWithListener, None],
+    Union[ServerListenerResult, Awaitable[ServerListenerResult]],
 ]
 
 
@@ -49,7 +50,10 @@ async def ws_create_server(
     * a ``WSListener``: the upgrade is validated and answered with 101;
     * a ``WSUpgradeResponseWithListener``: its response is sent (101 with extra headers and a
       listener, or any other status without one, after which the connection is closed);
-    * ``None``: 404.
+    * ``None``: 404;
+    * or an awaitable (e.g. it is a coroutine function) resolving to one of those. Nothing more
+      is processed until it resolves; the handshake timeout still applies and a lost
+      connection cancels it.
 
     An exception in the factory answers 500 with a generic body (details go to the log).
     Malformed requests get 400, a wrong ``Sec-WebSocket-Version`` 426, a non-GET 405, a head

@@ -612,6 +612,17 @@ def test_parse_request_absolute_form_target() -> None:
     assert request.path == b"http://h/x"
 
 
+def test_http_1_0_parsed_then_refused_by_validate_request() -> None:
+    """HTTP/1.0 reaches the listener factory (which may serve plain HTTP); an upgrade over it
+    is refused with 400 by validate_request."""
+    request = parse_request(upgrade_head(line="GET / HTTP/1.0"))
+    assert request.version == b"HTTP/1.0"
+    rej = rejection(upgrade_head(line="GET / HTTP/1.0"))
+    assert rej.status is HTTPStatus.BAD_REQUEST
+    assert rej.reason == "WebSocket requires HTTP/1.1"
+    assert rej.headers == []
+
+
 def test_parse_request_later_minor_version() -> None:
     """HTTP/1.2 is compatible with 1.1 (RFC 9112 §2.5) and kept as sent."""
     request = parse_request(upgrade_head(line="GET / HTTP/1.2"))
@@ -621,7 +632,6 @@ def test_parse_request_later_minor_version() -> None:
 @pytest.mark.parametrize(
     ("head", "status", "reason"),
     [
-        (upgrade_head(line="GET / HTTP/1.0"), 400, "WebSocket requires HTTP/1.1"),
         (upgrade_head(line="GET / HTTP/2.0"), 505, "HTTP version not supported"),
         (upgrade_head(line="GET / HTTP/0.9"), 505, "HTTP version not supported"),
         (upgrade_head(line="GET / HTTP/1"), 400, "Malformed request line"),

@@ -105,6 +105,9 @@ cdef class WSTransport:
     cdef unsigned long _thread_id
     cdef int _fd                     # >= 0: plain TCP socket we may send() on directly
     cdef object _t_is_closing        # underlying_transport.is_closing, bound once
+    # The CLOSE reason for a frame over max_frame_size, as a str.format() template with {size}
+    # and {limit}; None: picows's wording. Set by layers that word limits their own way.
+    cdef str _too_big_format
     cdef object _t_write_buffer_size # underlying_transport.get_write_buffer_size, bound once
     cdef object _write_nocheck       # aiofastnet: write_nocheck (copies only what it keeps)
     cdef object _writelines_nocheck  # aiofastnet: writelines_nocheck

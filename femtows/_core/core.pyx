@@ -45,6 +45,7 @@ import os
 import socket
 import threading
 from http import HTTPStatus as _HTTPStatus
+from inspect import isawaitable as _isawaitable
 
 from femtows import handshake as _handshake
 from femtows.errors import WSInvalidMessageError, WSProtocolError
@@ -129,6 +130,10 @@ cdef extern from *:
 # past a payload's end without faulting (WSFrame.payload_ptr).
 DEF READ_SLACK = 64
 DEF MIN_READ_BUFFER = 2048
+# A read buffer grown for a large frame goes back to its initial size once it has been empty
+# for this long (seconds): memory follows the data in flight, and a connection busy with
+# large messages reallocates at most once per period.
+DEF READ_SHRINK_DELAY = 1.0
 DEF MAX_CONTROL_PAYLOAD = 125
 DEF MASK_POOL_SIZE = 4096
 # Largest server payload copied next to its header when there is no direct send (TLS).
@@ -981,6 +986,9 @@ cdef class WSProtocolCore:
         size_t _rstart         # first unconsumed byte
         size_t _rend           # end of received data
         size_t _rneed          # end of a frame that is still arriving (room made for it), or 0
+        size_t _rinit          # the initial _rcap, restored by _on_shrink_timer
+        size_t _head_scanned   # bytes of the HTTP head already searched for CRLFCRLF
+        object _shrink_timer
 
         # message state (fragmentation and UTF-8)
         bint _msg_open
@@ -1016,10 +1024,17 @@ cdef class WSProtocolCore:
         object _handshake_timer
         object _handshake_future      # client: resolves to (transport, listener)
         object _listener_factory
+        object _factory_task          # server: an async listener factory still deciding
+        bint _factory_paused          # ... and reading was paused meanwhile (too much data)
         object _request
         bytes _request_bytes
         str _key
         bint _warned_backpressure
+        # While the transport is over its high watermark, auto-pong answers only the latest
+        # PING, on resume_writing (RFC 6455 §5.5.3): a peer that sends PINGs and never reads
+        # cannot make us queue PONGs without bound.
+        bint _write_paused
+        bytes _pending_pong
 
     def __cinit__(self):
         self._rbuf = NULL
@@ -1063,6 +1078,7 @@ cdef class WSProtocolCore:
         self._frame = WSFrame.__new__(WSFrame)
         self._view = _ReadView.__new__(_ReadView)
         self._rcap = max(read_buffer_init_size, MIN_READ_BUFFER) + READ_SLACK
+        self._rinit = self._rcap
         self._rbuf = <char *>PyMem_Malloc(self._rcap)
         if self._rbuf == NULL:
             raise MemoryError()
@@ -1121,9 +1137,15 @@ cdef class WSProtocolCore:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._shrink_timer is not None:
+            self._shrink_timer.cancel()
+            self._shrink_timer = None
         if self._ping_timer is not None:
             self._ping_timer.cancel()
             self._ping_timer = None
+        if self._factory_task is not None:
+            self._factory_task.cancel()
+            self._factory_task = None
         if t is None:
             return
         t._disconnected = True
@@ -1149,6 +1171,10 @@ cdef class WSProtocolCore:
                     t._store_exception(e)
         if not t.disconnected_future.done():
             t.disconnected_future.set_result(None)
+        # Break the transport -> protocol reference cycle: the protocol and its read buffer are
+        # freed as soon as the event loop lets go of it, not at the next full GC (which let
+        # hundreds of closed connections' buffers pile up under connection churn).
+        t._protocol = None
 
     def eof_received(self):
         # Returning False lets the transport close itself: after the peer's FIN there is
@@ -1158,9 +1184,17 @@ cdef class WSProtocolCore:
         return False
 
     def pause_writing(self):
+        self._write_paused = True
         self._forward_backpressure(True)
 
     def resume_writing(self):
+        cdef WSTransport t = self._transport
+        cdef bytes pong = self._pending_pong
+        self._write_paused = False
+        if pong is not None:
+            self._pending_pong = None
+            if not t.is_close_frame_sent:
+                t._send_frame(0x8A, PyBytes_AS_STRING(pong), <size_t>PyBytes_GET_SIZE(pong))
         self._forward_backpressure(False)
 
     cdef _forward_backpressure(self, bint pause):
@@ -1222,6 +1256,8 @@ cdef class WSProtocolCore:
             self._rstart = 0
             self._rend = 0
             self._rneed = 0
+            if self._rcap > self._rinit and self._shrink_timer is None:
+                self._arm_shrink_timer()
 
     # -- read buffer --------------------------------------------------------------------------
 
@@ -1236,6 +1272,27 @@ cdef class WSProtocolCore:
         self._rbuf = p
         self._rcap = cap
         return 0
+
+    cdef int _arm_shrink_timer(self) except -1:
+        if self._state != DISCONNECTED:
+            self._shrink_timer = self._loop.call_later(READ_SHRINK_DELAY, self._on_shrink_timer)
+        return 0
+
+    def _on_shrink_timer(self):
+        """Give a grown read buffer back (to its initial size) if it is empty now; if data is
+        buffered (a large frame still arriving), look again one period later."""
+        cdef char *p
+        self._shrink_timer = None
+        if self._state == DISCONNECTED or self._rcap <= self._rinit:
+            return
+        if self._rstart != self._rend:
+            self._arm_shrink_timer()
+            return
+        p = <char *>PyMem_Realloc(self._rbuf, self._rinit)
+        if p != NULL:  # a failed shrink leaves the larger buffer in place
+            self._rbuf = p
+            self._rcap = self._rinit
+            self._rstart = self._rend = self._rneed = 0
 
     cdef int _make_room_for_frame(self, size_t total) except -1:
         """Make sure a frame of ``total`` bytes starting at _rstart fits in the buffer."""
@@ -1260,13 +1317,19 @@ cdef class WSProtocolCore:
         """The HTTP head (through CRLFCRLF) once complete, else None; enforces the size limit."""
         cdef size_t avail = self._rend - self._rstart
         cdef const char *start = self._rbuf + self._rstart
-        cdef const char *end = <const char *>memmem(start, avail, b"\r\n\r\n", 4)
+        # The search resumes where the previous read left it (3 bytes back: CRLFCRLF may
+        # straddle two reads), so a head trickled byte by byte costs O(n), not O(n^2).
+        cdef size_t skip = self._head_scanned - 3 if self._head_scanned > 3 else 0
+        cdef const char *end = <const char *>memmem(start + skip, avail - skip,
+                                                    b"\r\n\r\n", 4)
         cdef size_t head_len
         if end == NULL:
+            self._head_scanned = avail
             if avail > self._max_head_size:
                 raise _HeadTooLarge()
             return None
         head_len = <size_t>(end - start) + 4
+        self._head_scanned = 0
         if head_len > self._max_head_size:
             raise _HeadTooLarge()
         self._rstart += head_len
@@ -1335,6 +1398,13 @@ cdef class WSProtocolCore:
 
     cdef _process_upgrade_request(self):
         cdef bytes head
+        if self._factory_task is not None:
+            # An async listener factory is deciding: what arrives waits in the buffer. Reading
+            # goes on (so that a peer leaving is noticed) until that exceeds the head limit.
+            if not self._factory_paused and self._rend - self._rstart > self._max_head_size:
+                self._factory_paused = True
+                self._underlying.pause_reading()
+            return
         try:
             head = self._take_head()
         except _HeadTooLarge:
@@ -1356,6 +1426,47 @@ cdef class WSProtocolCore:
             self._logger.exception("the listener factory raised; answering 500")
             self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
             return
+        if (result is not None and not isinstance(result, WSListener)
+                and not isinstance(result, _handshake.WSUpgradeResponseWithListener)
+                and _isawaitable(result)):
+            self._await_listener_factory(request, result)
+            return
+        self._answer_upgrade_request(request, result)
+
+    cdef _await_listener_factory(self, request, awaitable):
+        # An async factory: nothing more is processed until it decides (the head is consumed;
+        # whatever follows waits in the buffer, see _process_upgrade_request). The handshake
+        # timer keeps running; a lost connection cancels the task (connection_lost).
+        self._request = request
+        self._factory_task = asyncio.ensure_future(awaitable)
+        self._factory_task.add_done_callback(self._on_listener_factory_done)
+
+    def _on_listener_factory_done(self, task):
+        self._factory_task = None
+        request = self._request
+        self._request = None
+        if self._state != HANDSHAKE or task.cancelled():
+            if self._state == HANDSHAKE:
+                self._underlying.abort()  # cancelled by someone else: nothing sensible to send
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._logger.error("the listener factory raised; answering 500", exc_info=exc)
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
+        self._answer_upgrade_request(request, task.result())
+        if self._state == OPEN:
+            if self._factory_paused:
+                self._factory_paused = False
+                self._underlying.resume_reading()
+            if self._rstart < self._rend:
+                self._process_frames()
+                if self._rstart == self._rend:
+                    self._rstart = 0
+                    self._rend = 0
+                    self._rneed = 0
+
+    cdef _answer_upgrade_request(self, request, result):
         custom = None
         if result is None:
             self._reject(_HTTPStatus.NOT_FOUND, "404 Not Found", None)
@@ -1539,8 +1650,11 @@ cdef class WSProtocolCore:
             if self._state != OPEN:
                 # Closing: nothing more is delivered. We only look for the peer's CLOSE to
                 # finish the handshake; a stream we cannot parse is simply dropped.
-                if (rc != HEADER_OK or h.payload_len > self._max_frame_size
-                        or (h.opcode >= 8 and h.payload_len > MAX_CONTROL_PAYLOAD)):
+                # (max_frame_size is for data frames: the peer's CLOSE may echo a reason
+                # longer than a small max_frame_size.)
+                if (rc != HEADER_OK
+                        or (h.opcode >= 8 and h.payload_len > MAX_CONTROL_PAYLOAD)
+                        or (h.opcode < 8 and h.payload_len > self._max_frame_size)):
                     self._rstart = self._rend
                     return
                 total = h.header_len + <size_t>h.payload_len
@@ -1558,7 +1672,8 @@ cdef class WSProtocolCore:
                 return
             if rc != HEADER_OK:
                 self._fail(rc, _header_error_reason(rc, &h, self._is_client,
-                                                    self._max_frame_size))
+                                                    self._max_frame_size,
+                                                    self._transport._too_big_format))
                 if rc == 1009 and avail < h.header_len + h.payload_len:
                     # The frame is well formed, only too big: skip its payload as it arrives
                     # so that the peer's CLOSE reply is still recognised.
@@ -1632,7 +1747,10 @@ cdef class WSProtocolCore:
             frame.last_in_buffer = (frame.tail_size == 0 or
                                     not self._has_complete_frame(p + total, frame.tail_size))
             if op == 9 and self._auto_pong:
-                if not self._transport.is_close_frame_sent:
+                if self._write_paused:
+                    self._pending_pong = PyBytes_FromStringAndSize(payload,
+                                                                   <Py_ssize_t>h.payload_len)
+                elif not self._transport.is_close_frame_sent:
                     self._transport._send_frame(0x8A, payload, <size_t>h.payload_len)
                 continue
             if op == 8:
@@ -1779,8 +1897,11 @@ cdef str _length_error_reason(FrameHeader *h):
 
 
 cdef str _header_error_reason(int code, FrameHeader *h, bint is_client,
-                              uint64_t max_frame_size):
+                              uint64_t max_frame_size, str too_big_format):
     if code == 1009:
+        if too_big_format is not None:
+            # A layer above (femtows.websockets) words its own limit: see core.pxd.
+            return too_big_format.format(size=h.payload_len, limit=max_frame_size)
         return (f"Received frame with payload size exceeding max allowed size, "
                 f"{h.payload_len} > {max_frame_size}")
     if h.b0 & 0x70:
@@ -1820,6 +1941,13 @@ class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):
     Deriving from asyncio.BufferedProtocol is what makes both asyncio and uvloop use the
     zero-copy get_buffer/buffer_updated path.
     """
+
+
+def _buffer_sizes(WSTransport transport):
+    """Tests and load runs: (read buffer bytes allocated, write buffer bytes allocated) of the
+    connection behind ``transport``."""
+    cdef WSProtocolCore proto = <WSProtocolCore>transport._protocol
+    return (proto._rcap, transport._wbuf_cap)
 
 
 def mask_impl():

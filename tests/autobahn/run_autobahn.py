@@ -38,6 +38,15 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "examples"
 ECHO_SERVER = EXAMPLES / "autobahn_echo_server.py"
 ECHO_CLIENT = EXAMPLES / "autobahn_echo_client.py"
+# --api websockets: the same echo written against femtows.websockets (websockets' API):
+# ``async for message in ws: await ws.send(message)``.
+ECHO_PROGRAMS = {
+    "core": (ECHO_SERVER, ECHO_CLIENT),
+    "websockets": (
+        EXAMPLES / "websockets" / "autobahn_echo_server.py",
+        EXAMPLES / "websockets" / "autobahn_echo_client.py",
+    ),
+}
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0  # seconds for a subprocess to start listening
@@ -278,6 +287,7 @@ class Options:
     parallelism: int
     agent: str
     env: Dict[str, str]
+    api: str = "core"
 
 
 @dataclass
@@ -334,7 +344,7 @@ def run_server_direction(opts: Options) -> DirectionResult:
     deadline = time.monotonic() + opts.timeout
     started_at = time.monotonic()
     server_argv = [
-        sys.executable, "-u", str(ECHO_SERVER),
+        sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][0]),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
     ]  # fmt: skip
     try:
@@ -407,7 +417,7 @@ def run_client_direction(opts: Options) -> DirectionResult:
                 raise HarnessError("kosoku fuzzingserver did not start listening")
 
             client_argv = [
-                sys.executable, "-u", str(ECHO_CLIENT),
+                sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
             ]  # fmt: skip
             client_log = opts.outdir / "client.log"
@@ -636,6 +646,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="case ids or globs to leave out, e.g. '12.*' '13.*'",
     )  # fmt: skip
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
+    parser.add_argument(
+        "--api", choices=tuple(ECHO_PROGRAMS), default="core",
+        help="echo programs: the core callback API (examples/) or the websockets-compatible "
+             "API (examples/websockets/)",
+    )  # fmt: skip
     parser.add_argument("--outdir", type=Path, default=Path("reports/autobahn"))
     parser.add_argument(
         "--timeout", type=float, default=900.0,
@@ -691,11 +706,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parallelism=args.parallelism,
         agent=args.agent,
         env=env,
+        api=args.api,
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
         selection += " minus " + " ".join(opts.exclude)
-    print(f"Autobahn (kosoku): {selection}; loop={opts.loop}; reports in {outdir}", flush=True)
+    print(f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
+          f"reports in {outdir}", flush=True)
 
     results: List[DirectionResult] = []
     try:

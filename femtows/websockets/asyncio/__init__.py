@@ -1,0 +1,1 @@
+"""websockets asyncio API on femtows (mirrors ``websockets.asyncio``)."""
