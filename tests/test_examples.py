@@ -135,3 +135,12 @@ def test_routing_example() -> None:
         "/nowhere: HTTP 404 b'404 Not Found'",
         "GET /healthz: HTTP/1.1 200 OK, body b'ok\\n'",
     ]
+
+
+def test_websockets_echo_example() -> None:
+    out = run(str(EXAMPLES / "websockets_echo.py")).splitlines()
+    assert out == [
+        "received: Hello world!",
+        "received: b'\\x00\\x01binary'",
+        "closed: sent 1000 (OK); then received 1000 (OK)",
+    ]
