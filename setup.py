@@ -29,6 +29,14 @@ extensions = [
         extra_compile_args=extra_compile_args,
         define_macros=macros,
     ),
+    # permessage-deflate: the system zlib, called from Cython (needs zlib.h: zlib1g-dev).
+    Extension(
+        "femtows._core.pmd",
+        sources=["femtows/_core/pmd.pyx"],
+        libraries=["z"],
+        extra_compile_args=extra_compile_args,
+        define_macros=macros,
+    ),
     # femtows.websockets: the per-message engine under the websockets-compatible Connection.
     Extension(
         "femtows.websockets.asyncio._engine",

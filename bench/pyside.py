@@ -37,13 +37,20 @@ CERT = REPO / "tests" / "certs" / "cert.pem"
 KEY = REPO / "tests" / "certs" / "key.pem"
 LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
-    "websockets", "aiohttp", "floor", "floor-afn",
+    "websockets", "aiohttp", "floor", "floor-afn", "femtows-sync", "websockets-sync",
+    "uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto",
 )
 # The websockets asyncio API and its re-implementations: the same program on each.
 WEBSOCKETS_APIS = {
     "websockets": "websockets.asyncio",
     "femtows-ws": "femtows.websockets.asyncio",
     "picows-ws": "picows.websockets",
+}
+
+# The websockets threading API and its twin (client side only): blocking calls in threads.
+SYNC_APIS = {
+    "websockets-sync": "websockets.sync.client",
+    "femtows-sync": "femtows.websockets.sync.client",
 }
 
 # A running client: a function returning (round trips so far, first error or None).
@@ -252,6 +259,42 @@ async def start_websockets_client(
     return task_progress(counter, [asyncio.ensure_future(echo_loop(ws)) for ws in sockets])
 
 
+def start_sync_client(
+    message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext], lib: str
+) -> Progress:
+    """One thread per connection running the blocking echo loop (threading API)."""
+    import threading
+
+    connect = importlib.import_module(SYNC_APIS[lib]).connect
+    size = len(message)
+    counters = [0] * conns
+    errors: List[str] = []
+    kwargs: dict[str, Any] = {"ssl": tls} if tls else {}
+    sockets = [
+        connect(url, compression=None, max_size=None, legacy=True, **kwargs)
+        for _ in range(conns)
+    ]
+
+    def echo_loop(index: int, ws: Any) -> None:
+        try:
+            while True:
+                ws.send(message)
+                reply = ws.recv()
+                if not isinstance(reply, bytes) or len(reply) != size:
+                    raise RuntimeError(f"unexpected echo: {type(reply).__name__}, {len(reply)}")
+                counters[index] += 1
+        except Exception as exc:  # reported through progress()
+            errors.append(repr(exc))
+
+    for index, ws in enumerate(sockets):
+        threading.Thread(target=echo_loop, args=(index, ws), daemon=True).start()
+
+    def progress() -> tuple[int, Optional[str]]:
+        return sum(counters), (errors[0] if errors else None)
+
+    return progress
+
+
 async def start_aiohttp_client(
     message: bytes, url: str, conns: int, tls: Optional[ssl.SSLContext]
 ) -> Progress:
@@ -333,6 +376,8 @@ async def start_client(args: argparse.Namespace) -> Progress:
         return await start_callback_client(picows, client, url, args.conns, tls)
     if args.lib in WEBSOCKETS_APIS:
         return await start_websockets_client(message, url, args.conns, tls, args.lib)
+    if args.lib in SYNC_APIS:
+        return start_sync_client(message, url, args.conns, tls, args.lib)
     if args.lib == "aiohttp":
         return await start_aiohttp_client(message, url, args.conns, tls)
     return await start_floor_client(
@@ -371,11 +416,40 @@ async def run_client(args: argparse.Namespace) -> None:
 # Servers
 
 
+async def start_uvicorn_server(impl: str, tls: Optional[ssl.SSLContext], backlog: int) -> int:
+    """A FastAPI echo endpoint on uvicorn with the WebSocket implementation ``impl`` (femtows,
+    websockets-sansio, wsproto); returns the port (bench/uvicorn_bench.py)."""
+    import uvicorn
+
+    if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
+        sys.path.insert(0, str(REPO))
+    from bench.uvicorn_app import app
+
+    ws: Any = impl
+    if impl == "femtows":
+        from femtows.uvicorn import FemtowsProtocol
+
+        ws = FemtowsProtocol
+    if tls is not None:
+        raise SystemExit("the uvicorn rows run over TCP only")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(backlog)
+    config = uvicorn.Config(app, ws=ws, ws_max_size=64 * 1024 * 1024, ws_ping_interval=None,
+                            ws_per_message_deflate=False, lifespan="off", log_level="warning",
+                            access_log=False)
+    server = uvicorn.Server(config)
+    asyncio.get_running_loop().create_task(server.serve(sockets=[sock]))
+    return int(sock.getsockname()[1])
+
+
 async def start_server(args: argparse.Namespace) -> int:
     """Start the echo server; returns the bound port."""
     tls = server_ssl_context() if args.tls else None
     host = "127.0.0.1"
     backlog = 4096
+    if args.lib.startswith("uvicorn-"):
+        return await start_uvicorn_server(args.lib[len("uvicorn-"):], tls, backlog)
     if args.lib in ("femtows", "femtows-loop", "femtows-cython", "picows"):
         ws: Any
         if args.lib == "picows":

@@ -9,6 +9,10 @@ the library's auto-pong. Finally asks the server to write its reports
 
     kosoku -m fuzzingserver 127.0.0.1:9002
     python examples/autobahn_echo_client.py --url ws://127.0.0.1:9002 --agent femtows
+
+With ``--compression`` every case connection offers permessage-deflate
+(``compression="deflate"``): frames arrive decompressed and the echo is compressed again by the
+library (Autobahn 12.* and 13.*).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ import argparse
 import asyncio
 import sys
 import time
-from typing import Awaitable, List, Optional
+from typing import Awaitable, List, Optional, Union
 from urllib.parse import quote
 
-from femtows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
+from femtows import WSDeflateConfig, WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 # Autobahn 9.1.6 / 9.2.6 send a single 16 MiB frame; leave room above that.
 MAX_FRAME_SIZE = 32 * 1024 * 1024
@@ -95,11 +99,20 @@ def parse_cases(spec: Optional[str], count: int) -> List[int]:
     return [n for n in selected if 1 <= n <= count]
 
 
-async def run_case(url: str, case: int, agent: str, timeout: float) -> Optional[str]:
+async def run_case(
+    url: str,
+    case: int,
+    agent: str,
+    timeout: float,
+    compression: Union[str, WSDeflateConfig, None] = None,
+) -> Optional[str]:
     case_url = f"{url}/runCase?case={case}&agent={quote(agent)}"
     try:
         transport, _ = await asyncio.wait_for(
-            ws_connect(echo_listener, case_url, max_frame_size=MAX_FRAME_SIZE), timeout
+            ws_connect(
+                echo_listener, case_url, max_frame_size=MAX_FRAME_SIZE, compression=compression
+            ),
+            timeout,
         )
     except Exception as exc:
         return f"connect failed: {type(exc).__name__}: {exc}"
@@ -111,7 +124,13 @@ async def update_reports(url: str, agent: str, timeout: float) -> None:
     await wait_closed(transport, timeout)
 
 
-async def amain(url: str, agent: str, cases_spec: Optional[str], timeout: float) -> int:
+async def amain(
+    url: str,
+    agent: str,
+    cases_spec: Optional[str],
+    timeout: float,
+    compression: Union[str, WSDeflateConfig, None],
+) -> int:
     url = url.rstrip("/")
     count = await get_case_count(url, timeout)
     cases = parse_cases(cases_spec, count)
@@ -119,7 +138,7 @@ async def amain(url: str, agent: str, cases_spec: Optional[str], timeout: float)
     started = time.monotonic()
     problems = 0
     for case in cases:
-        problem = await run_case(url, case, agent, timeout)
+        problem = await run_case(url, case, agent, timeout, compression)
         if problem is not None:
             problems += 1
             print(f"case {case}: {problem}", flush=True)
@@ -160,9 +179,25 @@ def main() -> int:
     parser.add_argument(
         "--case-timeout", type=float, default=120.0, help="seconds allowed per case"
     )
+    parser.add_argument(
+        "--compression", action="store_true", help="offer permessage-deflate on every case"
+    )
+    parser.add_argument(
+        "--no-context-takeover", action="store_true",
+        help="with --compression, also offer client_no_context_takeover",
+    )
     args = parser.parse_args()
+    compression: Union[str, WSDeflateConfig, None] = None
+    if args.compression:
+        compression = "deflate"
+        if args.no_context_takeover:
+            compression = WSDeflateConfig(
+                client_no_context_takeover=True, client_max_window_bits=True
+            )
     try:
-        return run(amain(args.url, args.agent, args.cases, args.case_timeout), args.loop)
+        return run(
+            amain(args.url, args.agent, args.cases, args.case_timeout, compression), args.loop
+        )
     except KeyboardInterrupt:
         return 130
 

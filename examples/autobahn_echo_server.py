@@ -10,6 +10,9 @@ Prints ``LISTENING <port>`` (flushed) once listening, then serves forever:
 
     python examples/autobahn_echo_server.py --port 0 --loop uvloop
     kosoku -m fuzzingclient 127.0.0.1:<port>
+
+With ``--compression`` the server accepts permessage-deflate offers (``compression="deflate"``):
+frames arrive decompressed and the echo is compressed again by the library (Autobahn 12.*, 13.*).
 """
 
 from __future__ import annotations
@@ -50,9 +53,12 @@ def listener_factory(request: WSUpgradeRequest) -> WSListener:
     return EchoListener()
 
 
-async def serve(host: str, port: int, ssl_context: Optional[ssl.SSLContext]) -> None:
+async def serve(
+    host: str, port: int, ssl_context: Optional[ssl.SSLContext], compression: Optional[str] = None
+) -> None:
     server = await ws_create_server(
-        listener_factory, host, port, max_frame_size=MAX_FRAME_SIZE, ssl=ssl_context
+        listener_factory, host, port, max_frame_size=MAX_FRAME_SIZE, ssl=ssl_context,
+        compression=compression,
     )
     bound_port = server.sockets[0].getsockname()[1]
     print(f"LISTENING {bound_port}", flush=True)
@@ -82,6 +88,9 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=9001, help="0 picks an ephemeral port")
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="asyncio")
     parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve wss://")
+    parser.add_argument(
+        "--compression", action="store_true", help="accept permessage-deflate offers"
+    )
     args = parser.parse_args()
 
     ssl_context: Optional[ssl.SSLContext] = None
@@ -90,7 +99,8 @@ def main() -> int:
         ssl_context.load_cert_chain(args.tls[0], args.tls[1])
 
     try:
-        run(serve(args.host, args.port, ssl_context), args.loop)
+        compression = "deflate" if args.compression else None
+        run(serve(args.host, args.port, ssl_context, compression), args.loop)
     except KeyboardInterrupt:
         pass
     return 0

@@ -29,6 +29,8 @@ from femtows.errors import (
     WSProxyError,
 )
 from femtows.handshake import (
+    WSDeflateConfig,
+    WSDeflateParams,
     WSHeadersLike,
     WSUpgradeRequest,
     WSUpgradeResponse,
@@ -45,6 +47,8 @@ __all__ = [
     "WSCloseCode",
     "WSCloseHandshake",
     "WSCloseInfo",
+    "WSDeflateConfig",
+    "WSDeflateParams",
     "WSError",
     "WSFrame",
     "WSHandshakeError",

@@ -6,9 +6,33 @@ failing every connection later.
 
 from __future__ import annotations
 
-from femtows._core.core import WSAutoPingStrategy
+from typing import Optional, Union
 
-__all__ = ["check_auto_ping"]
+from femtows._core.core import WSAutoPingStrategy
+from femtows.handshake import WSDeflateConfig
+
+__all__ = ["check_auto_ping", "check_compression"]
+
+
+def check_compression(
+    compression: Union[None, str, WSDeflateConfig], is_client: bool
+) -> Optional[WSDeflateConfig]:
+    """Validate ``compression=``: None (off), ``"deflate"`` (this side's defaults) or a
+    ``WSDeflateConfig``. Returns the configuration to negotiate, or None.
+
+    Raises:
+        ValueError: anything else, or a configuration this side cannot use.
+    """
+    if compression is None:
+        return None
+    if compression == "deflate":
+        return WSDeflateConfig.client() if is_client else WSDeflateConfig.server()
+    if isinstance(compression, WSDeflateConfig):
+        compression.check_role(is_client)
+        return compression
+    raise ValueError(
+        f"compression must be None, 'deflate' or a WSDeflateConfig, got {compression!r}"
+    )
 
 
 def check_auto_ping(

@@ -18,7 +18,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 from femtows import _net, handshake
 from femtows._core.core import WSAutoPingStrategy, WSListener, WSProtocol, WSTransport
-from femtows._options import check_auto_ping
+from femtows._options import check_auto_ping, check_compression
 from femtows.errors import (
     WSHandshakeError,
     WSInvalidHeaderError,
@@ -94,6 +94,7 @@ async def ws_connect(
     allow_rsv_bits: bool = False,
     close_timeout: Optional[float] = 5,
     use_aiofastnet: Optional[bool] = None,
+    compression: Union[None, str, handshake.WSDeflateConfig] = None,
     **kwargs: Any,
 ) -> Tuple[WSTransport, WSListener]:
     """Connect to a WebSocket server and return ``(transport, listener)``.
@@ -151,6 +152,15 @@ async def ws_connect(
         use_aiofastnet: connect through aiofastnet's transports (faster reads and TLS; see
             bench/README.md): None uses it when installed, True requires it (ImportError
             otherwise), False never. Connections through a proxy use the loop's transports.
+        compression: permessage-deflate (RFC 7692). None (default) offers nothing;
+            ``"deflate"`` offers ``permessage-deflate; client_max_window_bits``
+            (``WSDeflateConfig.client()``); a ``WSDeflateConfig`` offers exactly its
+            parameters. When the server accepts, received messages reach ``on_ws_frame``
+            decompressed, ``send()`` compresses (``compress=False`` per message opts out) and
+            ``transport.compression`` holds the agreed ``WSDeflateParams``. Decompressed frames
+            are limited by ``max_frame_size`` too (1009). An answer that does not match the
+            offer raises ``WSInvalidHeaderError``. Not combinable with a
+            ``Sec-WebSocket-Extensions`` in ``extra_headers``.
         **kwargs: passed to ``loop.create_connection`` (``local_addr``, ``family``,
             ``ssl_handshake_timeout``, ``server_hostname``, ...). Connection keywords cannot
             be combined with a socket from ``socket_factory`` (TypeError); with a SOCKS proxy
@@ -182,6 +192,7 @@ async def ws_connect(
     kwargs.pop("zero_copy_unsafe_ssl_write", None)
     if max_frame_size <= 0:
         raise ValueError("max_frame_size must be > 0")
+    deflate = check_compression(compression, True)
     if isinstance(max_redirects, bool) or not isinstance(max_redirects, int) or max_redirects < 0:
         raise ValueError(f"max_redirects must be an int >= 0, got {max_redirects!r}")
     strategy = check_auto_ping(
@@ -203,6 +214,15 @@ async def ws_connect(
         extra_headers, (abc.Mapping, str, bytes, bytearray)
     ):
         extra_headers = list(extra_headers)  # a generator must survive redirects
+    if deflate is not None:
+        pairs = list(
+            extra_headers.items() if isinstance(extra_headers, abc.Mapping)
+            else (extra_headers or [])
+        )
+        if any(str(name).lower() == "sec-websocket-extensions" for name, _ in pairs):
+            raise ValueError("compression= negotiates Sec-WebSocket-Extensions itself; do not "
+                             "pass that header in extra_headers as well")
+        extra_headers = pairs + [("Sec-WebSocket-Extensions", handshake.deflate_offer(deflate))]
     user_server_hostname: Optional[str] = kwargs.pop("server_hostname", None)
     loop = asyncio.get_running_loop()
     default_ssl: List[ssl_module.SSLContext] = []
@@ -246,6 +266,7 @@ async def ws_connect(
                 auto_ping_idle_timeout=float(auto_ping_idle_timeout),
                 auto_ping_reply_timeout=float(auto_ping_reply_timeout),
                 auto_ping_strategy=strategy,
+                compression=deflate,
             )
 
         server_hostname = target.host

@@ -8,7 +8,7 @@ from typing import Any, Awaitable, Callable, Optional, Union
 
 from femtows import _net, handshake
 from femtows._core.core import WSAutoPingStrategy, WSListener, WSProtocol
-from femtows._options import check_auto_ping
+from femtows._options import check_auto_ping, check_compression
 from femtows.logs import LoggerLike, connection_logger_factory
 
 __all__ = ["ws_create_server"]
@@ -39,6 +39,7 @@ async def ws_create_server(
     allow_rsv_bits: bool = False,
     close_timeout: Optional[float] = 5,
     use_aiofastnet: Optional[bool] = None,
+    compression: Union[None, str, handshake.WSDeflateConfig] = None,
     **kwargs: Any,
 ) -> asyncio.Server:
     """Start a WebSocket server; returns the ``asyncio.Server``.
@@ -81,11 +82,23 @@ async def ws_create_server(
         close_timeout: seconds to wait for the closing handshake before aborting.
         use_aiofastnet: serve through aiofastnet's transports (faster reads and TLS); None
             uses it when installed, True requires it (ImportError otherwise), False never.
+        compression: permessage-deflate (RFC 7692). None (default): never negotiated (RSV1
+            stays a protocol error). ``"deflate"`` accepts the client's first valid offer as
+            it is (``WSDeflateConfig.server()``); a ``WSDeflateConfig`` applies its limits
+            (forced no_context_takeover, window caps, required client_max_window_bits).
+            Invalid offers are declined (RFC 7692 §5), a malformed header is a 400. When
+            agreed, frames reach ``on_ws_frame`` decompressed (limited by ``max_frame_size``,
+            1009), ``send()`` compresses (``compress=False`` per message opts out) and
+            ``transport.compression`` holds the ``WSDeflateParams``. A factory that returns a
+            101 with its own ``Sec-WebSocket-Extensions`` gets compression only if that
+            answer is exactly the one this configuration gives (anything else is its own
+            business).
         **kwargs: passed to ``loop.create_server``: ``ssl``, ``reuse_port``, ``backlog``,
             ``sock``, ...
     """
     if max_frame_size <= 0:
         raise ValueError("max_frame_size must be > 0")
+    deflate = check_compression(compression, False)
     strategy = check_auto_ping(enable_auto_ping, auto_ping_idle_timeout,
                                auto_ping_reply_timeout, auto_ping_strategy)
     _net.aiofastnet_module(use_aiofastnet)  # ImportError now, not at the first connection
@@ -110,6 +123,7 @@ async def ws_create_server(
             auto_ping_idle_timeout=float(auto_ping_idle_timeout),
             auto_ping_reply_timeout=float(auto_ping_reply_timeout),
             auto_ping_strategy=strategy,
+            compression=deflate,
         )
 
     # host/port go through the keyword dict: typeshed's create_server signature differs

@@ -172,3 +172,38 @@ def proxy_servers() -> Iterator[ProxyServers]:
                 proc.wait()
         proc.stdout.close()
         proc.stderr.close()
+
+
+# ------------------------------------------------------------------------------------------------
+# Real WebSocket peers: Node's ws and headless Chromium (scripts/peers, see its README.md)
+
+PEERS_DIR = Path(__file__).resolve().parents[1] / "scripts" / "peers"
+
+
+def _start_peer(kind: str) -> Any:
+    sys.path.insert(0, str(PEERS_DIR))
+    import peers
+
+    try:
+        peer = peers.NodePeer() if kind == "node" else peers.ChromiumPeer()
+        peer_ok = peer.call_sync("return 1") if kind == "node" else 1
+        assert peer_ok == 1
+    except (peers.PeerError, OSError) as exc:
+        pytest.fail(f"the {kind} peer could not be started: {exc}", pytrace=False)
+    return peer
+
+
+@pytest.fixture(scope="session")
+def node_peer() -> Iterator[Any]:
+    """A Node process with the ``ws`` package (scripts/peers/peers.py NodePeer)."""
+    peer = _start_peer("node")
+    yield peer
+    peer.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_peer() -> Iterator[Any]:
+    """Headless Chromium driven over DevTools (scripts/peers/peers.py ChromiumPeer)."""
+    peer = _start_peer("chromium")
+    yield peer
+    peer.close()

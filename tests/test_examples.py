@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -144,3 +146,55 @@ def test_websockets_echo_example() -> None:
         "received: b'\\x00\\x01binary'",
         "closed: sent 1000 (OK); then received 1000 (OK)",
     ]
+
+
+def _read_until(stream: IO[str], needle: str) -> str:
+    """Lines of ``stream`` up to the first containing ``needle`` (bounded by the process)."""
+    seen = []
+    for line in stream:
+        seen.append(line)
+        if needle in line:
+            return line
+    raise AssertionError(f"{needle!r} never printed; output:\n{''.join(seen)}")
+
+
+def test_uvicorn_echo_example() -> None:
+    # Starlette on uvicorn with femtows; SIGTERM is a graceful shutdown, after which uvicorn
+    # re-raises the signal (exit status -SIGTERM, its own convention).
+    server = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "uvicorn_echo.py"), "--port", "0"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("LISTENING "), line
+        port = int(line.split()[1])
+        out = run(str(EXAMPLES / "echo_client.py"), "--url", f"ws://127.0.0.1:{port}/echo")
+        assert out.strip() == "Echo reply: Hello world"
+        server.terminate()
+        assert server.wait(TIMEOUT) == -signal.SIGTERM
+    finally:
+        server.kill()
+        server.wait(TIMEOUT)
+
+
+def test_uvicorn_command_line_ws_option() -> None:
+    # uvicorn's --ws takes an import string: the documented way to pick femtows from the CLI.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(EXAMPLES), "uvicorn_echo:app",
+         "--host", "127.0.0.1", "--port", "0", "--ws", "femtows.uvicorn:FemtowsProtocol",
+         "--log-level", "info"],
+        stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = _read_until(server.stderr, "Uvicorn running on")
+        port = int(line.split("http://127.0.0.1:")[1].split()[0])
+        out = run(str(EXAMPLES / "echo_client.py"), "--url", f"ws://127.0.0.1:{port}/echo")
+        assert out.strip() == "Echo reply: Hello world"
+        # uvicorn's access-style line for the accepted WebSocket, as its own implementations log
+        assert '"WebSocket /echo" [accepted]' in _read_until(server.stderr, "WebSocket /echo")
+    finally:
+        server.kill()
+        server.wait(TIMEOUT)

@@ -285,3 +285,39 @@ async def test_huge_64_bit_length(length: int, code: int) -> None:
         assert await read_until_eof(reader) == b""  # the close timeout ends it
     finally:
         server.close()
+
+
+async def test_sends_to_a_reset_connection_are_dropped_quietly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A peer that resets the connection: sends made after the transport noticed (and before
+    connection_lost reaches femtows) are dropped without a warning per send from the
+    transport ("writelines() called after connection lost", "socket.send() raised")."""
+    Recorder.last = None
+    server = await femtows.ws_create_server(lambda r: Recorder(), "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(raw_upgrade_request())
+        listener = Recorder.last
+        while listener is None or listener.transport is None:
+            await asyncio.sleep(0)  # a loop turn, not a timer: the server handles the upgrade
+            listener = Recorder.last
+        transport = listener.transport
+        # RST instead of FIN: the server's next write fails.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.close()
+        caplog.set_level("WARNING")
+        for _ in range(10_000):  # until the transport has seen the reset (bounded)
+            for _ in range(20):
+                transport.send(WSMsgType.BINARY, b"x" * 1000)
+            if transport.underlying_transport.is_closing() or transport.is_disconnected:
+                break
+            await asyncio.sleep(0)
+        assert transport.underlying_transport.is_closing() or transport.is_disconnected
+        for _ in range(20):
+            transport.send(WSMsgType.BINARY, b"after the reset")
+        await asyncio.wait_for(transport.wait_disconnected(), 5)
+    noisy = [r for r in caplog.records if "connection lost" in r.getMessage()
+             or "raised exception" in r.getMessage()]
+    assert noisy == []

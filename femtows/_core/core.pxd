@@ -7,6 +7,8 @@
 
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
+from femtows._core.pmd cimport PerMessageDeflate
+
 
 cpdef enum WSMsgType:
     CONTINUATION = 0x0
@@ -121,9 +123,11 @@ cdef class WSTransport:
     cdef size_t _wbuf_cap
     cdef bytes _mask_pool
     cdef size_t _mask_pool_pos
+    cdef PerMessageDeflate _pmd      # permessage-deflate negotiated, else None
+    cdef bint _pmd_sending           # the message being sent is compressed
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=*, bint rsv1=*, bint rsv2=*,
-               bint rsv3=*)
+               bint rsv3=*, bint compress=*)
     cpdef send_reuse_external_bytearray(self, WSMsgType msg_type, bytearray buffer,
                                         Py_ssize_t msg_offset, bint fin=*, bint rsv1=*,
                                         bint rsv2=*, bint rsv3=*)
@@ -137,6 +141,8 @@ cdef class WSTransport:
 
     cdef int _check_thread(self, str method) except -1
     cdef int _send_frame(self, uint8_t first_byte, const char *ptr, size_t size) except -1
+    cdef int _send_data_pmd(self, WSMsgType msg_type, const char *ptr, size_t size, bint fin,
+                            bint rsv1, bint rsv2, bint rsv3, bint compress) except -1
     cdef int _send_masked_large(self, const char *head, size_t head_len, const char *ptr,
                                 size_t size, uint32_t key) except -1
     cdef int _queue_masked(self, const char *done, size_t done_len, const char *ptr,

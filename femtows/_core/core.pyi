@@ -4,7 +4,7 @@ import asyncio
 import enum
 from typing import Any, Optional, Union
 
-from femtows.handshake import WSUpgradeRequest, WSUpgradeResponse
+from femtows.handshake import WSDeflateParams, WSUpgradeRequest, WSUpgradeResponse
 
 FEMTOWS_DEBUG_LL: int
 
@@ -105,6 +105,8 @@ class WSTransport:
     @property
     def is_disconnected(self) -> bool: ...
     @property
+    def compression(self) -> Optional[WSDeflateParams]: ...
+    @property
     def request(self) -> WSUpgradeRequest: ...
     @property
     def response(self) -> WSUpgradeResponse: ...
@@ -123,6 +125,7 @@ class WSTransport:
         rsv1: bool = False,
         rsv2: bool = False,
         rsv3: bool = False,
+        compress: bool = True,
     ) -> None: ...
     def send_reuse_external_bytearray(
         self,

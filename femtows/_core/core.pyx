@@ -414,6 +414,11 @@ cdef class WSTransport:
         raise TypeError("WSTransport is created by femtows, not by users")
 
     @property
+    def compression(self):
+        """The negotiated permessage-deflate parameters (``WSDeflateParams``), or None."""
+        return self._pmd.params if self._pmd is not None else None
+
+    @property
     def is_disconnected(self):
         """True once the underlying connection is closed."""
         return self._disconnected
@@ -472,14 +477,16 @@ cdef class WSTransport:
         cdef size_t total = head_len + body_len
         cdef bytes rest
         cdef char *dst
-        if self._disconnect_called or self._disconnected:
+        if self._disconnect_called or self._disconnected or self._t_is_closing():
+            # A closing transport (the connection broke; connection_lost is on its way) drops
+            # what it is given anyway: do not make it log a warning for every send.
             if self._debug:
                 self._logger.log(FEMTOWS_DEBUG_LL, "send after disconnect ignored")
             return 0
         # The direct send is only safe while the transport is open (uvloop closes the fd at
         # once on an error, connection_lost comes a loop iteration later, and the fd number may
-        # be reused meanwhile) and has nothing queued (ordering).
-        if self._can_send_direct():
+        # be reused meanwhile: checked above) and has nothing queued (ordering).
+        if self._fd >= 0 and self._t_write_buffer_size() == 0:
             with nogil:
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
             if <size_t>sent == total:
@@ -547,6 +554,38 @@ cdef class WSTransport:
             return self._write(h, hlen + size, NULL, 0)
         return self._write(h, hlen, ptr, size)
 
+    cdef int _send_data_pmd(self, WSMsgType msg_type, const char *ptr, size_t size, bint fin,
+                            bint rsv1, bint rsv2, bint rsv3, bint compress) except -1:
+        """A data frame with permessage-deflate negotiated: compressed (RSV1 on the first frame
+        of the message) into the deflate buffer, header written in front of it, one write."""
+        cdef size_t n, hlen
+        cdef char *buf
+        cdef char *h
+        cdef uint32_t key
+        if rsv1:
+            raise ValueError("RSV1 belongs to permessage-deflate on this connection; "
+                             "pass compress=False to send a message uncompressed")
+        if msg_type != WSMsgType.CONTINUATION:
+            self._pmd_sending = compress
+        if not self._pmd_sending:
+            return self._send_frame(_first_byte(msg_type, fin, False, rsv2, rsv3), ptr, size)
+        if fin:
+            self._pmd_sending = False
+        if self._disconnect_called or self._disconnected:
+            return 0                    # nothing goes out any more; the zlib state may be gone
+        buf = self._pmd.deflate_frame(ptr, size, fin, 14, &n)
+        hlen = _header_len(n, self.is_client_side)
+        h = buf + 14 - hlen
+        _encode_header(h, _first_byte(msg_type, fin, msg_type != WSMsgType.CONTINUATION, rsv2,
+                                      rsv3), n, self.is_client_side)
+        if self.is_client_side:
+            key = self._next_mask_key()
+            femtows_store_u32(buf + 10, key)
+            femtows_mask_inplace(<unsigned char *>buf + 14, n, key)
+        self._write(h, hlen + n, NULL, 0)
+        self._pmd.trim()
+        return 0
+
     cdef int _send_masked_large(self, const char *head, size_t head_len, const char *ptr,
                                 size_t size, uint32_t key) except -1:
         """Send a large client frame, masking its payload into the thread's scratch buffer.
@@ -601,7 +640,7 @@ cdef class WSTransport:
         return 0
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=True, bint rsv1=False,
-               bint rsv2=False, bint rsv3=False):
+               bint rsv2=False, bint rsv3=False, bint compress=True):
         """Send one frame.
 
         Args:
@@ -610,7 +649,14 @@ cdef class WSTransport:
             message: str (sent as UTF-8), bytes, bytearray, memoryview, any object with the
                 buffer protocol, or None for an empty payload. It is not retained.
             fin: False for every frame of a fragmented message but the last.
-            rsv1, rsv2, rsv3: reserved bits, for extensions.
+            rsv1, rsv2, rsv3: reserved bits, for extensions. With permessage-deflate
+                negotiated RSV1 is femtows's: ``rsv1=True`` is a ValueError.
+            compress: with permessage-deflate negotiated (``compression=``), False sends this
+                message uncompressed. Decided by the first frame of a message; CONTINUATION
+                frames follow it. Ignored without compression and for control frames.
+
+        With compression, each data frame is compressed as it is sent (a fragmented message
+        is compressed frame by frame, flushed at each frame, so it streams).
 
         Sends after ``send_close()`` are ignored (logged at debug level).
         """
@@ -645,6 +691,9 @@ cdef class WSTransport:
                 if msg_type == WSMsgType.CLOSE:
                     self._send_close_raw(ptr, size)
                     return
+            elif self._pmd is not None:
+                self._send_data_pmd(msg_type, ptr, <size_t>size, fin, rsv1, rsv2, rsv3, compress)
+                return
             self._send_frame(_first_byte(msg_type, fin, rsv1, rsv2, rsv3), ptr, <size_t>size)
         finally:
             if have_view:
@@ -668,6 +717,10 @@ cdef class WSTransport:
         if msg_type >= 8 and (msg_size > MAX_CONTROL_PAYLOAD or not fin):
             raise ValueError("control frames must be final and at most 125 bytes")
         if self.is_close_frame_sent:
+            return
+        if self._pmd is not None and msg_type < 8:
+            # Compressed into the connection's deflate buffer: the caller's bytes stay as they are.
+            self._send_data_pmd(msg_type, msg_ptr, msg_size, fin, rsv1, rsv2, rsv3, True)
             return
         hlen = _header_len(msg_size, self.is_client_side)
         h = msg_ptr - hlen
@@ -999,6 +1052,11 @@ cdef class WSProtocolCore:
         # unmasked and (TEXT) UTF-8 checked, ending in state _partial_utf8.
         size_t _partial_done
         uint32_t _partial_utf8
+        # permessage-deflate: the configuration to negotiate (None: off), the state once
+        # negotiated, and whether the message being received is compressed.
+        object _compression
+        PerMessageDeflate _pmd
+        bint _inflating
 
         # configuration
         uint64_t _max_frame_size
@@ -1051,7 +1109,7 @@ cdef class WSProtocolCore:
                  bytes request_bytes=None, str key=None, handshake_future=None,
                  bint enable_auto_ping=False, double auto_ping_idle_timeout=10.0,
                  double auto_ping_reply_timeout=10.0,
-                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE):
+                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE, compression=None):
         self._loop = asyncio.get_running_loop()
         self._logger = logger
         self._debug = logger.isEnabledFor(FEMTOWS_DEBUG_LL)
@@ -1075,6 +1133,7 @@ cdef class WSProtocolCore:
         self._request_bytes = request_bytes
         self._key = key
         self._handshake_future = handshake_future
+        self._compression = compression
         self._frame = WSFrame.__new__(WSFrame)
         self._view = _ReadView.__new__(_ReadView)
         self._rcap = max(read_buffer_init_size, MIN_READ_BUFFER) + READ_SLACK
@@ -1149,6 +1208,8 @@ cdef class WSProtocolCore:
         if t is None:
             return
         t._disconnected = True
+        if self._pmd is not None:
+            self._pmd.close()           # the zlib state (up to ~300 KiB) goes at once
         if t._close_timer is not None:
             t._close_timer.cancel()
             t._close_timer = None
@@ -1375,6 +1436,10 @@ cdef class WSProtocolCore:
             raw_body = PyBytes_FromStringAndSize(self._rbuf + self._rstart,
                                                  <Py_ssize_t>(self._rend - self._rstart))
             _handshake.validate_response(response, self._key, head, raw_body or None)
+            params = None
+            if self._compression is not None:
+                params = _handshake.negotiate_deflate_from_response(self._compression, response,
+                                                                    head)
         except Exception as e:
             self._fail_handshake(e)
             self._underlying.close()
@@ -1391,7 +1456,7 @@ cdef class WSProtocolCore:
             self._underlying.abort()
             self._state = FAILED
             return
-        self._start_websocket(listener, self._request, response)
+        self._start_websocket(listener, self._request, response, params)
         fut = self._handshake_future
         if fut is not None and not fut.done():
             fut.set_result((self._transport, listener))
@@ -1482,17 +1547,25 @@ cdef class WSProtocolCore:
                                type(result).__name__)
             self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
             return
+        params = None
+        add_header = False
+        extra = custom.headers if custom is not None else None
         try:
             key = _handshake.validate_request(request)
+            if self._compression is not None:
+                params, add_header = _handshake.negotiate_deflate_for_101(
+                    self._compression, request.headers, extra)
         except _handshake.HandshakeRejection as e:
             self._reject(e.status, e.reason, e.headers)
             return
-        response, wire = _handshake.build_101_response(
-            key, custom.headers if custom is not None else None)
+        if add_header:
+            extra = list(extra.items()) if extra is not None else []
+            extra.append(("Sec-WebSocket-Extensions", params.header))
+        response, wire = _handshake.build_101_response(key, extra)
         if self._debug:
             self._logger.log(FEMTOWS_DEBUG_LL, "upgrade response: %r", wire)
         self._underlying.write(wire)
-        self._start_websocket(result, request, response)
+        self._start_websocket(result, request, response, params)
 
     cdef _reject(self, status, str reason, headers):
         self._logger.info("upgrade refused: %d %s", int(status), reason)
@@ -1509,8 +1582,11 @@ cdef class WSProtocolCore:
         self._rstart = self._rend
         self._underlying.close()
 
-    cdef _start_websocket(self, WSListener listener, request, response):
+    cdef _start_websocket(self, WSListener listener, request, response, params):
         cdef WSTransport t = self._transport
+        if params is not None:
+            self._pmd = PerMessageDeflate(params)
+            t._pmd = self._pmd
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
@@ -1594,8 +1670,16 @@ cdef class WSProtocolCore:
     cdef int _check_header(self, FrameHeader *h) noexcept:
         """Per-header RFC 6455 rules; returns 0 or the close code to fail with."""
         cdef uint8_t op = h.opcode
-        if (h.b0 & 0x70) and not self._allow_rsv:
-            return 1002                            # RSV bits without a negotiated extension
+        if h.b0 & 0x70:
+            if self._pmd is not None and (h.b0 & 0x40):
+                # RFC 7692 §6.1: RSV1 marks the first frame of a compressed data message.
+                if (op != 1 and op != 2) or self._msg_open:
+                    return 1002                    # RSV1 on a control or continuation frame
+                self._inflating = True
+                if (h.b0 & 0x30) and not self._allow_rsv:
+                    return 1002
+            elif not self._allow_rsv:
+                return 1002                        # RSV bits without a negotiated extension
         if h.masked == self._is_client:
             return 1002                            # clients mask, servers do not (§5.1)
         if op >= 8:
@@ -1678,6 +1762,11 @@ cdef class WSProtocolCore:
                     # The frame is well formed, only too big: skip its payload as it arrives
                     # so that the peer's CLOSE reply is still recognised.
                     self._skip = h.header_len + h.payload_len - avail
+                return
+            if self._inflating and h.opcode < 8:
+                # A frame of a compressed message (never the case without permessage-deflate).
+                if self._process_compressed(&h, p, avail):
+                    continue
                 return
             total = h.header_len + <size_t>h.payload_len
             op = h.opcode
@@ -1765,6 +1854,77 @@ cdef class WSProtocolCore:
                 # The listener disconnected: what is left in the buffer is not delivered.
                 self._rstart = self._rend
                 return
+
+    cdef bint _process_compressed(self, FrameHeader *h, char *p, size_t avail) except -1:
+        """One frame of a compressed message: inflated once complete, then delivered.
+
+        Returns True to go on parsing, False to stop (more data needed, or the connection
+        failed, or the listener disconnected).
+        """
+        cdef size_t total = h.header_len + <size_t>h.payload_len
+        cdef char *payload = p + h.header_len
+        cdef size_t done, n
+        cdef int rc
+        cdef uint32_t st
+        cdef uint8_t op = h.opcode
+        cdef WSFrame frame = self._frame
+        cdef WSTransport t = self._transport
+        if avail < total:
+            # Unmask what has arrived while it is cache-hot; inflate once the frame is whole.
+            if h.masked and avail - h.header_len > self._partial_done:
+                done = self._partial_done
+                n = avail - h.header_len - done
+                femtows_mask_inplace(<unsigned char *>payload + done, n,
+                                     femtows_rotate_key(femtows_load_u32(payload - 4), done))
+                self._partial_done = done + n
+            self._make_room_for_frame(total)
+            return False
+        done = self._partial_done
+        self._partial_done = 0
+        if h.masked and h.payload_len > done:
+            femtows_mask_inplace(<unsigned char *>payload + done, <size_t>h.payload_len - done,
+                                 femtows_rotate_key(femtows_load_u32(payload - 4), done))
+        if op != 0:
+            self._msg_is_text = op == 1
+            self._utf8_state = FEMTOWS_UTF8_ACCEPT
+        rc = self._pmd.inflate_frame(payload, <size_t>h.payload_len, h.fin,
+                                     <size_t>self._max_frame_size, &n)
+        if rc != 0:
+            self._fail(rc, f"decompressed frame exceeds max_frame_size "
+                           f"({self._max_frame_size} bytes)" if rc == 1009
+                       else "invalid permessage-deflate data")
+            return False
+        if self._validate_utf8 and self._msg_is_text:
+            st = femtows_utf8_validate(self._utf8_state, <const unsigned char *>self._pmd._ibuf,
+                                       n)
+            if st == FEMTOWS_UTF8_REJECT or (h.fin and st != FEMTOWS_UTF8_ACCEPT):
+                self._fail(1007, "invalid UTF-8 in a TEXT message")
+                return False
+            self._utf8_state = st
+        self._msg_open = not h.fin
+        self._inflating = not h.fin
+        self._rstart += total
+        frame.payload_ptr = self._pmd._ibuf
+        frame.payload_size = n
+        frame.msg_type = <WSMsgType>op
+        frame.fin = h.fin
+        frame.rsv1 = False              # the payload is the decompressed one
+        frame.rsv2 = (h.b0 & 0x20) != 0
+        frame.rsv3 = (h.b0 & 0x10) != 0
+        frame.tail_size = avail - total
+        frame.last_in_buffer = (frame.tail_size == 0 or
+                                not self._has_complete_frame(p + total, frame.tail_size))
+        if ((t.auto_ping_expect_pong or t.pong_received_at_future is not None)
+                and self._consume_pong(frame)):
+            pass
+        else:
+            self._deliver(frame)
+        if self._pmd._ibuf != NULL:
+            self._pmd.trim()
+        if t._disconnect_called:
+            self._rstart = self._rend
+            return False
+        return True
 
     cdef int _check_close_payload(self, const char *payload, size_t size) noexcept:
         cdef int code
@@ -1905,7 +2065,7 @@ cdef str _header_error_reason(int code, FrameHeader *h, bint is_client,
         return (f"Received frame with payload size exceeding max allowed size, "
                 f"{h.payload_len} > {max_frame_size}")
     if h.b0 & 0x70:
-        return "reserved bits set without a negotiated extension"
+        return "reserved bits set that no negotiated extension allows here"
     if h.masked == is_client:
         if is_client:
             return "Received masked frame from server, RFC 6455 section 5.1 forbids this"

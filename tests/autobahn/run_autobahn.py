@@ -46,7 +46,14 @@ ECHO_PROGRAMS = {
         EXAMPLES / "websockets" / "autobahn_echo_server.py",
         EXAMPLES / "websockets" / "autobahn_echo_client.py",
     ),
+    # --api sync: the same echo on the threading API (femtows.websockets.sync).
+    "sync": (
+        EXAMPLES / "websockets" / "autobahn_echo_sync_server.py",
+        EXAMPLES / "websockets" / "autobahn_echo_sync_client.py",
+    ),
 }
+UVICORN_ECHO = EXAMPLES / "uvicorn_echo.py"  # Starlette echo endpoint on uvicorn (--uvicorn)
+UVICORN_IMPLS = ("femtows", "websockets-sansio", "wsproto")
 
 HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 30.0  # seconds for a subprocess to start listening
@@ -68,6 +75,9 @@ CATEGORIES: Dict[str, str] = {
 }
 # Categories where UNIMPLEMENTED is acceptable (permessage-deflate is optional).
 OPTIONAL_CATEGORIES = frozenset({"12", "13"})
+# With --compression the echo programs negotiate permessage-deflate: 12.* and 13.* must then be
+# OK like every other case (main() empties the set).
+_optional_categories = set(OPTIONAL_CATEGORIES)
 
 GOOD_BEHAVIORS = ("OK", "NON-STRICT", "INFORMATIONAL")
 GOOD_CLOSE = ("OK", "INFORMATIONAL")
@@ -288,6 +298,8 @@ class Options:
     agent: str
     env: Dict[str, str]
     api: str = "core"
+    uvicorn: List[str] = field(default_factory=list)
+    compression: bool = False
 
 
 @dataclass
@@ -306,13 +318,14 @@ class CaseOutcome:
     def behavior_ok(self) -> bool:
         if self.behavior in GOOD_BEHAVIORS:
             return True
-        return self.behavior == "UNIMPLEMENTED" and self.category in OPTIONAL_CATEGORIES
+        return self.behavior == "UNIMPLEMENTED" and self.category in _optional_categories
 
     @property
     def close_ok(self) -> bool:
         if self.behavior_close in GOOD_CLOSE:
             return True
-        return self.behavior_close == "UNIMPLEMENTED" and self.category in OPTIONAL_CATEGORIES
+        return (self.behavior_close == "UNIMPLEMENTED"
+                and self.category in _optional_categories)
 
     @property
     def passed(self) -> bool:
@@ -326,6 +339,8 @@ class DirectionResult:
     outcomes: List[CaseOutcome] = field(default_factory=list)
     errors: List[str] = field(default_factory=list)  # harness-level problems
     expected_count: Optional[int] = None
+    title: Optional[str] = None  # instead of DIRECTIONS[direction]
+    informational: bool = False  # a comparison run: its failures do not fail the run
 
     @property
     def failures(self) -> List[CaseOutcome]:
@@ -336,19 +351,30 @@ class DirectionResult:
         return not self.errors and not self.failures
 
 
-def run_server_direction(opts: Options) -> DirectionResult:
-    """kosoku fuzzingclient drives the example echo server."""
+def run_server_direction(opts: Options, uvicorn_impl: Optional[str] = None) -> DirectionResult:
+    """kosoku fuzzingclient drives the example echo server, or (``uvicorn_impl``) the Starlette
+    echo endpoint of examples/uvicorn_echo.py on uvicorn with that WebSocket implementation."""
     result = DirectionResult("server")
     report_dir = opts.outdir / "servers"
-    clear_reports(report_dir)
-    deadline = time.monotonic() + opts.timeout
-    started_at = time.monotonic()
     server_argv = [
         sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][0]),
         "--host", HOST, "--port", "0", "--loop", opts.loop,
-    ]  # fmt: skip
+    ] + (["--compression"] if opts.compression else [])  # fmt: skip
+    log_name = "server.log"
+    if uvicorn_impl is not None:
+        result.title = f"Starlette echo on uvicorn, ws={uvicorn_impl} (kosoku fuzzingclient)"
+        result.informational = uvicorn_impl != "femtows"
+        report_dir = opts.outdir / f"uvicorn-{uvicorn_impl}"
+        log_name = f"uvicorn-{uvicorn_impl}.log"
+        server_argv = [
+            sys.executable, "-u", str(UVICORN_ECHO),
+            "--host", HOST, "--port", "0", "--loop", opts.loop, "--ws", uvicorn_impl,
+        ]  # fmt: skip
+    clear_reports(report_dir)
+    deadline = time.monotonic() + opts.timeout
+    started_at = time.monotonic()
     try:
-        with started("echo-server", server_argv, opts.outdir / "server.log", opts.env) as server:
+        with started("echo-server", server_argv, opts.outdir / log_name, opts.env) as server:
             match = server.wait_for_line(r"^LISTENING (\d+)$", STARTUP_TIMEOUT)
             if match is None:
                 code = server.popen.poll()
@@ -416,10 +442,12 @@ def run_client_direction(opts: Options) -> DirectionResult:
             if fuzz is None:
                 raise HarnessError("kosoku fuzzingserver did not start listening")
 
+            # With compression the client also offers client_no_context_takeover: the fuzzing
+            # server's 13.2/13.5/13.6 accept only such offers (UNIMPLEMENTED otherwise).
             client_argv = [
                 sys.executable, "-u", str(ECHO_PROGRAMS[opts.api][1]),
                 "--url", f"ws://{HOST}:{port}", "--agent", opts.agent, "--loop", opts.loop,
-            ]  # fmt: skip
+            ] + (["--compression", "--no-context-takeover"] * opts.compression)  # fmt: skip
             client_log = opts.outdir / "client.log"
             with started("echo-client", client_argv, client_log, opts.env) as client:
                 code = client.wait(deadline - time.monotonic())
@@ -596,9 +624,11 @@ def failure_lines(result: DirectionResult, markdown: bool) -> List[str]:
 
 
 def format_result(result: DirectionResult, markdown: bool) -> str:
-    title = DIRECTIONS[result.direction]
+    title = result.title or DIRECTIONS[result.direction]
     agents = sorted({o.agent for o in result.outcomes})
     verdict = "PASS" if result.ok else "FAIL"
+    if result.informational:
+        verdict += " (comparison only)"
     wall = f"wall time {result.wall_time:.1f}s" if result.wall_time else "existing reports"
     head = f"{len(result.outcomes)} cases, agent {', '.join(agents) or '-'}, {wall}: {verdict}"
     out: List[str] = []
@@ -661,6 +691,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help="cases kosoku runs at once in server mode (fuzzingclient -p; default 1)",
     )  # fmt: skip
     parser.add_argument("--agent", default="femtows", help="agent name in client mode")
+    parser.add_argument(
+        "--uvicorn", nargs="+", default=[], choices=UVICORN_IMPLS, metavar="IMPL",
+        help="server mode against examples/uvicorn_echo.py (Starlette on uvicorn) with these "
+             "WebSocket implementations instead of the core echo server: femtows, "
+             "websockets-sansio, wsproto (only femtows's verdict decides the exit status)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compression", action="store_true",
+        help="run the echo examples with permessage-deflate on (cases 12.* and 13.*)",
+    )  # fmt: skip
     parser.add_argument("--markdown", type=Path, help="also write the summary as markdown")
     parser.add_argument(
         "--pythonpath", action="append", default=[], metavar="DIR",
@@ -670,7 +710,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "--report-only", action="store_true",
         help="run nothing: summarize the reports already in OUTDIR/servers and OUTDIR/clients",
     )  # fmt: skip
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.compression and args.api != "core":
+        # The websockets-API echo uses its own default (compression="deflate" once wired).
+        parser.error("--compression applies to --api core only")
+    return args
 
 
 def existing_result(direction: str, report_dir: Path) -> DirectionResult:
@@ -689,6 +733,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     # Also when started with SIGINT ignored (a background job of a non-interactive shell).
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    if args.compression:
+        _optional_categories.clear()
     outdir: Path = args.outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -707,16 +753,30 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         agent=args.agent,
         env=env,
         api=args.api,
+        uvicorn=list(args.uvicorn),
+        compression=args.compression,
     )
     selection = " ".join(opts.cases) or "all cases"
     if opts.exclude:
         selection += " minus " + " ".join(opts.exclude)
-    print(f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
-          f"reports in {outdir}", flush=True)
+    print(
+        f"Autobahn (kosoku): {selection}; api={opts.api}; loop={opts.loop}; "
+        f"compression={'deflate' if opts.compression else 'off'}; reports in {outdir}",
+        flush=True,
+    )
 
     results: List[DirectionResult] = []
     try:
-        if args.mode in ("server", "both"):
+        if args.mode in ("server", "both") and opts.uvicorn:
+            for impl in opts.uvicorn:
+                if args.report_only:
+                    res = existing_result("server", outdir / f"uvicorn-{impl}")
+                    res.title = f"Starlette echo on uvicorn, ws={impl}"
+                    res.informational = impl != "femtows"
+                    results.append(res)
+                else:
+                    results.append(run_server_direction(opts, impl))
+        elif args.mode in ("server", "both"):
             if args.report_only:
                 results.append(existing_result("server", outdir / "servers"))
             else:
@@ -734,8 +794,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(format_result(result, markdown=False), end="")
     print()
     for result in results:
+        name = result.title.split(" (")[0] if result.title else result.direction
         print(
-            f"{result.direction:>6}: {'PASS' if result.ok else 'FAIL'} "
+            f"{name:>6}: {'PASS' if result.ok else 'FAIL'}"
+            f"{' (comparison only)' if result.informational else ''} "
             f"({len(result.outcomes)} cases, {len(result.failures)} failing, "
             f"{len(result.errors)} harness errors, {result.wall_time:.1f}s)"
         )
@@ -750,7 +812,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text("\n".join(md), encoding="utf-8")
         print(f"markdown summary written to {args.markdown}")
-    return 0 if results and all(r.ok for r in results) else 1
+    return 0 if results and all(r.ok or r.informational for r in results) else 1
 
 
 if __name__ == "__main__":

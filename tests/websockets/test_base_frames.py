@@ -3,7 +3,10 @@ parse, serialize, check), side by side."""
 
 from __future__ import annotations
 
+import base64
 import os
+import socket
+import tempfile
 from typing import Any, Callable, Generator
 
 import pytest
@@ -256,3 +259,30 @@ def test_apply_mask() -> None:
     )
     with pytest.raises(ValueError, match="mask must contain 4 bytes"):
         frames.apply_mask(b"x", b"abc")
+
+
+def test_utils_match_websockets() -> None:
+    import websockets.utils as ref_utils
+
+    from femtows.websockets import utils
+
+    assert utils.__all__[:3] == ref_utils.__all__
+    with socket.socket(socket.AF_INET) as sock:
+        sock.bind(("127.0.0.1", 0))
+        assert utils.get_socket_name(sock) == ref_utils.get_socket_name(sock)
+    with socket.socket(socket.AF_INET6) as sock:
+        try:
+            sock.bind(("::1", 0))
+        except OSError:  # a host without IPv6 loopback: nothing to compare
+            pass
+        else:
+            assert utils.get_socket_name(sock) == ref_utils.get_socket_name(sock)
+    with tempfile.TemporaryDirectory() as directory, socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(os.path.join(directory, "s"))
+        assert utils.get_socket_name(sock) == ref_utils.get_socket_name(sock)
+    key = utils.generate_key()
+    assert len(base64.b64decode(key)) == 16 and key != utils.generate_key()
+    assert utils.accept_key(key) == ref_utils.accept_key(key)
+    assert utils.accept_key("dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+    data, mask = os.urandom(37), os.urandom(4)
+    assert utils.apply_mask(data, mask) == ref_utils.apply_mask(data, mask)

@@ -26,6 +26,7 @@ import asyncio
 import codecs
 import collections
 import os
+from _thread import allocate_lock as _allocate_lock
 
 from femtows.websockets.exceptions import ConnectionClosedOK, TooManyFragments
 
@@ -377,6 +378,37 @@ cdef class Engine(WSListener):
         except UnicodeDecodeError as exc:
             return await self._recv_failed(exc)
 
+
+    # -- hand-off to a thread (femtows.websockets.sync) ---------------------------------------
+    # Called from the user's thread. Each method runs without releasing the GIL (no Python
+    # code in between), so it is atomic with respect to on_ws_frame on the event loop thread.
+
+    def _sync_take(self, waiter, decode, bint fast):
+        """The next queued frame ``(opcode, fin, data)``; else False once the stream ended;
+        else None after installing ``waiter`` (a ``SyncWaiter``) as the waiting receiver
+        (``fast``: it accepts a whole message handed over by on_ws_frame)."""
+        if self._frames:
+            entry = self._frames.popleft()
+            if self._reading_paused and len(self._frames) <= self._q_low:
+                self._loop.call_soon_threadsafe(self._resume_reading)
+            return entry
+        if self._stream_ended:
+            return False
+        self._getter = waiter
+        self._getter_fast = fast
+        self._getter_decode = decode
+        return None
+
+    def _sync_cancel(self, waiter):
+        """Uninstall ``waiter``; False if on_ws_frame already gave it its result."""
+        if self._getter is waiter:
+            self._getter = None
+            return True
+        return False
+
+    def _resume_reading(self):
+        self._maybe_resume()
+
     # -- send side ---------------------------------------------------------------------------
 
     async def send(self, message, *, text=None):
@@ -415,6 +447,29 @@ cdef class Engine(WSListener):
             await waiter
         finally:
             self._drain_waiters.remove(waiter)
+
+
+@cython.final
+cdef class SyncWaiter:
+    """What a thread blocked in ``femtows.websockets.sync``'s ``recv`` waits on: the engine
+    treats it as the receiving future (``done()`` / ``set_result()`` on the loop thread),
+    the thread waits on ``lock`` (acquired at creation, released by ``set_result``)."""
+
+    cdef public object lock
+    cdef public object result
+    cdef bint _done
+
+    def __cinit__(self):
+        self.lock = _allocate_lock()
+        self.lock.acquire()
+
+    def done(self):
+        return self._done
+
+    def set_result(self, value):
+        self.result = value
+        self._done = True
+        self.lock.release()
 
 
 @cython.final

@@ -33,6 +33,7 @@ import logging
 import random
 import struct
 import sys
+import time
 import traceback
 import uuid
 import weakref
@@ -407,7 +408,9 @@ class Connection(Engine):
         while data is None or data in self._pending_pings:
             data = struct.pack("!I", random.getrandbits(32))
         pong_received: asyncio.Future[float] = self.loop.create_future()
-        self._pending_pings[data] = (pong_received, self.loop.time())
+        # time.monotonic(), not loop.time(): uvloop's clock has a 1 ms resolution, which made
+        # every loopback latency 0.0.
+        self._pending_pings[data] = (pong_received, time.monotonic())
         if self.debug:
             self._log_frame(">", WSMsgType.PING, data, True)
         self._wst.send_ping(data)
@@ -685,7 +688,7 @@ class Connection(Engine):
     def _acknowledge_pings(self, data: bytes) -> None:
         if data not in self._pending_pings:
             return
-        pong_timestamp = self.loop.time()
+        pong_timestamp = time.monotonic()
         acknowledged = []
         for ping_id, (pong_received, ping_timestamp) in self._pending_pings.items():
             acknowledged.append(ping_id)

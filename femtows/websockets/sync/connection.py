@@ -1,0 +1,493 @@
+"""``Connection``: websockets' threading-API connection (``websockets.sync.connection``).
+
+A sync ``Connection`` fronts an asyncio ``femtows.websockets.asyncio`` connection that lives
+on the process-wide background loop (``_loop.py``): the Cython engine, the closing
+handshake, keepalive and close timers all run there, so they keep working while a user
+thread is blocked in ``recv``. The per-message paths avoid a coroutine round trip:
+
+- ``recv``: the user thread takes a queued frame from the engine, or installs a
+  ``SyncWaiter`` that the engine's ``on_ws_frame`` completes with the whole message; the
+  thread waits on a plain lock.
+- ``send`` of ``str``/bytes-like: the frame is queued to the loop with
+  ``call_soon_threadsafe`` and ``send`` returns; once more than ``SEND_BUFFER`` bytes were
+  queued without a check, or the transport is over its write limit, ``send`` waits for the
+  loop to flush (backpressure, like a blocking ``sendall``).
+
+Everything else (close, ping, pong, fragmented sends, errors) runs as a coroutine of the
+asyncio connection, waited for by the calling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Optional, Type, Union
+
+from femtows._core.core import WSMsgType
+from femtows.websockets.asyncio._engine import MAX_FRAGMENTS, SyncWaiter
+from femtows.websockets.asyncio.connection import Connection as AsyncConnection
+from femtows.websockets.asyncio.connection import broadcast as _async_broadcast
+from femtows.websockets.exceptions import ConcurrencyError, ConnectionClosedOK, TooManyFragments
+from femtows.websockets.frames import CloseCode
+from femtows.websockets.http11 import Request, Response
+from femtows.websockets.protocol import State
+from femtows.websockets.sync import _loop
+from femtows.websockets.typing import Data, LoggerLike, Subprotocol
+
+__all__ = ["Connection", "broadcast"]
+
+#: Bytes ``send`` may queue to the loop before it waits for them to be written.
+SEND_BUFFER = 2**20
+
+_BytesLike = (bytes, bytearray, memoryview)
+_UTF8Decoder = codecs.getincrementaldecoder("utf-8")
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONTINUATION = WSMsgType.CONTINUATION
+_monotonic = time.monotonic
+
+
+def _send_one(conn: AsyncConnection, op: WSMsgType, data: Any) -> None:
+    # On the loop: one whole message queued by Connection.send. If the connection closed in
+    # between, the message is dropped, as bytes written into a closing socket would be.
+    if conn._state == 1 and conn._wst.close_handshake is None:
+        if conn._debug:
+            conn._log_frame(">", op, data, True)
+        conn._wst.send(op, data)
+
+
+def _convert(op: int, data: Any, decode: Optional[bool]) -> Data:
+    want_text = (op == 1) if decode is None else decode
+    if want_text:
+        return data if type(data) is str else bytes(data).decode()
+    return data.encode() if type(data) is str else data
+
+
+class Connection:
+    """A WebSocket connection of the threading API: websockets' ``sync.connection.Connection``.
+
+    Built by ``connect`` / ``serve`` around the asyncio connection ``connection``; use
+    ``ClientConnection`` or ``ServerConnection``.
+
+    Attributes:
+        id: Unique ``uuid.UUID`` of the connection.
+        logger: Logger of the connection.
+        protocol: Protocol-side state (``side``, ``state``, ``subprotocol``, ...).
+    """
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._conn = connection
+        self._loop = connection.loop
+        connection._sync = self  # type: ignore[attr-defined]
+        self.protocol = connection.protocol
+        self.id = connection.id
+        self.logger: LoggerLike = connection.logger
+        self.debug: bool = connection.debug
+        self.ping_interval = connection.ping_interval
+        self.ping_timeout = connection.ping_timeout
+        self.close_timeout = connection.close_timeout
+        self._recv_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._fragmenting = False
+        self._queued = 0
+
+    # -- attributes --------------------------------------------------------------------------
+
+    @property
+    def request(self) -> Optional[Request]:
+        """Opening handshake request."""
+        return self._conn.request
+
+    @request.setter
+    def request(self, value: Optional[Request]) -> None:
+        self._conn.request = value
+
+    @property
+    def response(self) -> Optional[Response]:
+        """Opening handshake response."""
+        return self._conn.response
+
+    @response.setter
+    def response(self, value: Optional[Response]) -> None:
+        self._conn.response = value
+
+    @property
+    def latency(self) -> float:
+        """Latency in seconds measured by the last ping/pong (0 until one completed)."""
+        return self._conn.latency
+
+    @property
+    def socket(self) -> Any:
+        """The connection's socket (as the transport exposes it)."""
+        return self._transport_info("socket")
+
+    @property
+    def local_address(self) -> Any:
+        """Local address of the connection (``socket.getsockname()``)."""
+        return self._transport_info("sockname")
+
+    @property
+    def remote_address(self) -> Any:
+        """Remote address of the connection (``socket.getpeername()``)."""
+        return self._transport_info("peername")
+
+    def _transport_info(self, name: str) -> Any:
+        # Transports may only be used on their loop's thread (uvloop checks it).
+        def get() -> Any:
+            transport = self._conn.transport
+            return None if transport is None else transport.get_extra_info(name)
+
+        return get() if _loop.in_loop_thread() else _loop.call(get)
+
+    @property
+    def state(self) -> State:
+        """``State.CONNECTING``, ``OPEN``, ``CLOSING`` or ``CLOSED``."""
+        return self._conn.state
+
+    @property
+    def subprotocol(self) -> Optional[Subprotocol]:
+        """Subprotocol negotiated during the opening handshake, or None."""
+        return self._conn.subprotocol
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """None until CLOSED; then the received close code (1006 when none arrived)."""
+        return self._conn.close_code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        """None until CLOSED; then the received close reason."""
+        return self._conn.close_reason
+
+    # -- context manager and iteration -------------------------------------------------------
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc_value: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.close(CloseCode.INTERNAL_ERROR)
+
+    def __iter__(self) -> Iterator[Data]:
+        """Receive messages until the connection closes: ConnectionClosedOK ends the
+        iteration, ConnectionClosedError propagates."""
+        try:
+            while True:
+                yield self.recv()
+        except ConnectionClosedOK:
+            return
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    def recv(self, timeout: Optional[float] = None, decode: Optional[bool] = None) -> Data:
+        """Receive the next message: ``str`` for TEXT, ``bytes`` for BINARY.
+
+        Args:
+            timeout: Seconds to wait; None waits forever; ``<= 0`` returns a message only if
+                one is already there.
+            decode: False returns TEXT as bytes; True decodes BINARY to str.
+
+        Raises:
+            TimeoutError: ``timeout`` elapsed ("timed out in 1.0s").
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: another thread is in ``recv`` / ``recv_streaming``.
+        """
+        self.maybe_raise_legacy_warning()
+        if not self._recv_lock.acquire(False):
+            raise ConcurrencyError(
+                "cannot call recv while another thread is already running recv or "
+                "recv_streaming"
+            )
+        try:
+            return self._recv(timeout, decode)
+        finally:
+            self._recv_lock.release()
+
+    def _next(
+        self, decode: Optional[bool], fast: bool, deadline: Optional[float],
+        timeout: Optional[float],
+    ) -> Any:
+        # A frame (op, fin, data), a whole message (fast), or False once the stream ended.
+        conn = self._conn
+        while True:
+            waiter = SyncWaiter()
+            result = conn._sync_take(waiter, decode, fast)
+            if result is None:
+                if deadline is None:
+                    waiter.lock.acquire()
+                else:
+                    # As websockets, the message shows the time left when the wait began.
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0 or not waiter.lock.acquire(True, remaining):
+                        if conn._sync_cancel(waiter):
+                            raise TimeoutError(f"timed out in {remaining:.1f}s")
+                result = waiter.result
+                if result is None:
+                    continue
+            return result
+
+    def _recv(self, timeout: Optional[float], decode: Optional[bool]) -> Data:
+        deadline = None if timeout is None else _monotonic() + timeout
+        entry = self._next(decode, True, deadline, timeout)
+        if entry is False:
+            self._raise_closed()
+        if type(entry) is not tuple:
+            return entry  # type: ignore[no-any-return]
+        op, fin, data = entry
+        if not fin:
+            taken = [entry]
+            try:
+                while not fin:
+                    entry = self._next(decode, False, deadline, timeout)
+                    if entry is False:
+                        self._raise_closed()
+                    if len(taken) >= MAX_FRAGMENTS:
+                        self._failed(TooManyFragments(MAX_FRAGMENTS))
+                    taken.append(entry)
+                    fin = entry[1]
+            except TimeoutError:
+                self._conn._put_back(taken)
+                raise
+            if op == 1:
+                data = "".join([e[2] for e in taken])
+            else:
+                data = b"".join([e[2] for e in taken])
+        try:
+            return _convert(op, data, decode)
+        except UnicodeDecodeError as exc:
+            self._failed(exc)
+            raise  # pragma: no cover - _failed raises
+
+    def recv_streaming(self, decode: Optional[bool] = None) -> Iterator[Data]:
+        """Receive the next message fragment by fragment.
+
+        Args:
+            decode: As for ``recv``.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: another thread is in ``recv`` / ``recv_streaming``.
+        """
+        self.maybe_raise_legacy_warning()
+        if not self._recv_lock.acquire(False):
+            raise ConcurrencyError(
+                "cannot call recv_streaming while another thread is already running recv "
+                "or recv_streaming"
+            )
+        try:
+            entry = self._next(decode, False, None, None)
+            if entry is False:
+                self._raise_closed()
+            op, fin, data = entry
+            if decode is None:
+                decode = op == 1
+            decoder = _UTF8Decoder() if decode else None
+            try:
+                while True:
+                    if decoder is not None:
+                        yield data if type(data) is str else decoder.decode(data, fin)
+                    else:
+                        yield data.encode() if type(data) is str else data
+                    if fin:
+                        break
+                    entry = self._next(decode, False, None, None)
+                    if entry is False:
+                        self._raise_closed()
+                    op, fin, data = entry
+            except UnicodeDecodeError as exc:
+                self._failed(exc)
+        finally:
+            self._recv_lock.release()
+
+    def _raise_closed(self) -> None:
+        _loop.run(self._conn._raise_closed())
+
+    def _failed(self, exc: BaseException) -> None:
+        _loop.run(self._conn._recv_failed(exc))
+
+    # -- sending -----------------------------------------------------------------------------
+
+    def send(self, message: Any, text: Optional[bool] = None) -> None:
+        """Send a message: ``str`` as TEXT, bytes-like as BINARY (``text`` forces the type),
+        an iterable of them as a fragmented message.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: another thread is sending a fragmented message.
+            TypeError: ``message`` has an unsupported type.
+        """
+        self.maybe_raise_legacy_warning()
+        t = type(message)
+        if t is str:
+            op = _BINARY if text is False else _TEXT
+        elif t is bytes or t is bytearray or t is memoryview:
+            op = _TEXT if text is True else _BINARY
+            if t is not bytes:
+                message = bytes(message)  # the caller may reuse its buffer once we return
+        elif isinstance(message, str):
+            op = _BINARY if text is False else _TEXT
+            message = str(message)
+        elif isinstance(message, _BytesLike):
+            op = _TEXT if text is True else _BINARY
+            message = bytes(message)
+        elif isinstance(message, Mapping):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            self._send_fragments(message, text)
+            return
+        else:
+            raise TypeError("data must be str, bytes, or iterable")
+        conn = self._conn
+        with self._send_lock:
+            if self._fragmenting:
+                raise ConcurrencyError(
+                    "cannot call send while another thread is already running send"
+                )
+            if not (conn._state == 1 and conn._wst.close_handshake is None):
+                _loop.run(conn._send_frame(op, message, True))  # raises ConnectionClosed
+                return
+            self._loop.call_soon_threadsafe(_send_one, conn, op, message)
+            self._queued += len(message)
+            if self._queued >= SEND_BUFFER or conn._write_paused:
+                self._queued = 0
+                _loop.run(conn._drain())
+
+    def _send_fragments(self, message: Iterable[Any], text: Optional[bool]) -> None:
+        conn = self._conn
+        with self._send_lock:
+            if self._fragmenting:
+                raise ConcurrencyError(
+                    "cannot call send while another thread is already running send"
+                )
+            self._fragmenting = True
+        try:
+            chunks = iter(message)
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            if isinstance(chunk, str):
+                op, encode = (_BINARY if text is False else _TEXT), True
+            elif isinstance(chunk, _BytesLike):
+                op, encode = (_TEXT if text is True else _BINARY), False
+            else:
+                raise TypeError("iterable must contain bytes or str")
+            _loop.call(conn._start_fragments)
+            try:
+                _loop.run(conn._send_frame(op, chunk, False))
+                for chunk in chunks:
+                    if isinstance(chunk, str) if encode else isinstance(chunk, _BytesLike):
+                        _loop.run(conn._send_frame(_CONTINUATION, chunk, False))
+                    else:
+                        raise TypeError("iterable must contain uniform types")
+                _loop.run(conn._send_frame(_CONTINUATION, b"", True))
+            except Exception:
+                _loop.run(conn._fail_fragments())
+                raise
+            finally:
+                _loop.call(conn._end_fragments)
+        finally:
+            self._fragmenting = False
+
+    def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake and wait for the TCP connection to close (at most
+        ``close_timeout``). Idempotent."""
+        self.maybe_raise_legacy_warning()
+        _loop.run(self._conn.close(code, reason))
+
+    def wait_closed(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the connection is closed; return False if ``timeout`` elapsed first."""
+        if self._conn.connection_lost_waiter.done():
+            return True
+        try:
+            _loop.run(self._conn.wait_closed(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def ping(
+        self, data: Union[str, bytes, bytearray, memoryview, None] = None, *,
+        ack_on_close: bool = False,
+    ) -> threading.Event:
+        """Send a ping; return a ``threading.Event`` set when the matching pong arrives
+        (``ack_on_close``: also when the connection closes first).
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+            ConcurrencyError: a ping with the same payload is still waiting for its pong.
+        """
+        self.maybe_raise_legacy_warning()
+        if isinstance(data, _BytesLike):
+            data = bytes(data)
+        elif isinstance(data, str):
+            data = data.encode()
+        elif data is not None:
+            raise TypeError("data must be str or bytes-like")
+        event = threading.Event()
+        conn = self._conn
+
+        def on_pong(future: asyncio.Future[float]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                if ack_on_close:
+                    event.set()
+            else:
+                event.set()
+
+        async def send_ping() -> None:
+            pong_received = await conn.ping(data)
+            pong_received.add_done_callback(on_pong)  # type: ignore[attr-defined]
+
+        _loop.run(send_ping())
+        return event
+
+    def pong(self, data: Union[str, bytes, bytearray, memoryview] = b"") -> None:
+        """Send an unsolicited pong.
+
+        Raises:
+            ConnectionClosed: the connection is closed.
+        """
+        self.maybe_raise_legacy_warning()
+        if isinstance(data, _BytesLike):
+            data = bytes(data)
+        elif isinstance(data, str):
+            data = data.encode()
+        else:
+            raise TypeError("data must be str or bytes-like")
+        _loop.run(self._conn.pong(data))
+
+    def maybe_raise_legacy_warning(self) -> None:
+        """Nothing here; ``ClientConnection`` warns about ``connect()`` without ``with``."""
+
+
+def broadcast(
+    connections: Iterable[Connection],
+    message: Union[str, bytes, bytearray, memoryview],
+    raise_exceptions: bool = False,
+) -> None:
+    """Send ``message`` to every connection that is OPEN, without waiting (websockets'
+    ``sync.connection.broadcast``).
+
+    Connections that are not open, or in the middle of a fragmented message, are skipped
+    with a warning (or, with ``raise_exceptions``, an ExceptionGroup "skipped broadcast").
+
+    Raises:
+        TypeError: ``message`` is neither str nor bytes-like.
+    """
+    if not isinstance(message, (str, bytes, bytearray, memoryview)):
+        raise TypeError("data must be str or bytes")
+    if not isinstance(message, (str, bytes)):
+        message = bytes(message)
+    targets = [connection._conn for connection in connections]
+    _loop.call(lambda: _async_broadcast(targets, message, raise_exceptions=raise_exceptions))
+
