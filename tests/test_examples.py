@@ -198,3 +198,12 @@ def test_uvicorn_command_line_ws_option() -> None:
     finally:
         server.kill()
         server.wait(TIMEOUT)
+
+
+def test_threading_echo_example() -> None:
+    out = run(str(EXAMPLES / "threading_echo.py")).splitlines()
+    assert out == [
+        "received: Hello world!",
+        "received: b'\\x00\\x01binary'",
+        "closed: sent 1000 (OK); then received 1000 (OK)",
+    ]
