@@ -3,8 +3,9 @@
 - A complete program (one that calls ``asyncio.run`` or has a ``__main__`` guard) is never
   written inline in a page: pages include it from examples/ with ``--8<-- "examples/..."``
   (pymdownx.snippets), and tests/test_examples.py runs every example. The exception is a block
-  marked ``<!-- docs-test: echo-client -->`` (README.md's first example), which is extracted
-  here and run against an echo server.
+  marked ``<!-- docs-test: echo-client -->`` or ``<!-- docs-test: echo-server -->`` (README.md's
+  examples), which is extracted here and run against an echo server, or as an echo server that
+  a client talks to.
 - Every other Python block must at least compile (top-level ``await`` allowed: they are
   fragments of coroutines).
 - Every included file exists, and an included example is one that tests/test_examples.py runs.
@@ -18,8 +19,10 @@ from __future__ import annotations
 
 import ast
 import re
+import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -32,7 +35,7 @@ PAGES = sorted(DOCS.glob("**/*.md")) + [REPO / "README.md"]
 FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=indent)```",
                    re.M | re.S)
 INCLUDE = re.compile(r'^ *--8<-- "(?P<path>[^":]+)(?::[^"]*)?"', re.M)
-MARK = "<!-- docs-test: echo-client -->"
+MARK = re.compile(r"<!-- docs-test: (?P<kind>echo-client|echo-server) -->\s*$")
 
 
 def blocks(page: Path) -> list[tuple[str, str, int]]:
@@ -46,10 +49,15 @@ def is_program(body: str) -> bool:
     return "asyncio.run(" in body or "__name__ == \"__main__\"" in body
 
 
-def marked_programs(page: Path) -> list[str]:
+def marked_programs(page: Path, kind: str = "") -> list[str]:
+    """The blocks preceded by a docs-test marker (of ``kind``, when given)."""
     text = page.read_text()
-    return [m["body"] for m in FENCE.finditer(text)
-            if text[:m.start()].rstrip().endswith(MARK)]
+    found = []
+    for m in FENCE.finditer(text):
+        mark = MARK.search(text[:m.start()].rstrip() + "\n")
+        if mark is not None and kind in ("", mark["kind"]):
+            found.append(m["body"])
+    return found
 
 
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
@@ -83,7 +91,7 @@ def test_includes_exist_and_examples_are_run() -> None:
 
 
 def test_readme_example_runs_against_an_echo_server() -> None:
-    programs = marked_programs(REPO / "README.md")
+    programs = marked_programs(REPO / "README.md", "echo-client")
     assert len(programs) == 1
     server = subprocess.Popen(
         [sys.executable, str(REPO / "examples" / "echo_server.py"), "--port", "0"],
@@ -104,6 +112,48 @@ def test_readme_example_runs_against_an_echo_server() -> None:
     finally:
         server.kill()
         server.wait(60)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_readme_server_example_echoes() -> None:
+    programs = marked_programs(REPO / "README.md", "echo-server")
+    assert len(programs) == 1
+    program = programs[0]
+    assert '"localhost", 8765' in program
+    port = free_port()
+    program = program.replace('"localhost", 8765', f'"127.0.0.1", {port}')
+    server = subprocess.Popen([sys.executable, "-c", program], stderr=subprocess.PIPE, text=True)
+    try:
+        client = textwrap.dedent(f"""
+            import time
+            from femtows.websockets.sync.client import connect
+            deadline = time.monotonic() + 30
+            while True:  # until the server listens (bounded); connect() fails fast until then
+                try:
+                    websocket = connect("ws://127.0.0.1:{port}", open_timeout=5)
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
+            with websocket:
+                websocket.send("hello")
+                print(websocket.recv(timeout=10))
+        """)
+        proc = subprocess.run([sys.executable, "-c", client], capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip() == "hello"
+    finally:
+        server.kill()
+        server.wait(60)
+        assert server.stderr is not None
+        server.stderr.close()
 
 
 def test_every_public_name_has_a_reference_entry() -> None:
