@@ -44,6 +44,13 @@ extensions = [
         extra_compile_args=extra_compile_args,
         define_macros=macros,
     ),
+    # femtows.websockets Sans-I/O: the core's frame engine without an event loop.
+    Extension(
+        "femtows.websockets._sansio",
+        sources=["femtows/websockets/_sansio.pyx"],
+        extra_compile_args=extra_compile_args,
+        define_macros=macros,
+    ),
 ]
 
 directives = {

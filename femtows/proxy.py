@@ -555,6 +555,12 @@ async def _connect_via_socks_proxy(
         raise WSProxyError(
             f"proxy {name}: connection failed during the SOCKS handshake: {exc}", name
         ) from exc
+    except ValueError as exc:
+        # python-socks lets some malformed replies through as ValueError (a bound host name
+        # that is not UTF-8 raises UnicodeDecodeError): still the proxy's failure.
+        if sock is not None:
+            sock.close()
+        raise WSProxyError(f"proxy {name}: invalid SOCKS reply: {exc}", name) from exc
     except BaseException:
         if sock is not None:
             sock.close()

@@ -110,6 +110,9 @@ cdef class WSTransport:
     # The CLOSE reason for a frame over max_frame_size, as a str.format() template with {size}
     # and {limit}; None: picows's wording. Set by layers that word limits their own way.
     cdef str _too_big_format
+    # Called as _fail_hook(code, reason, close_payload or None) when the core fails the
+    # connection; returns the CLOSE reason to send. None: no hook (the Sans-I/O layer sets it).
+    cdef object _fail_hook
     cdef object _t_write_buffer_size # underlying_transport.get_write_buffer_size, bound once
     cdef object _write_nocheck       # aiofastnet: write_nocheck (copies only what it keeps)
     cdef object _writelines_nocheck  # aiofastnet: writelines_nocheck

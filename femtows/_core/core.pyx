@@ -1109,8 +1109,10 @@ cdef class WSProtocolCore:
                  bytes request_bytes=None, str key=None, handshake_future=None,
                  bint enable_auto_ping=False, double auto_ping_idle_timeout=10.0,
                  double auto_ping_reply_timeout=10.0,
-                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE, compression=None):
-        self._loop = asyncio.get_running_loop()
+                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE, compression=None,
+                 loop=None):
+        # loop: the Sans-I/O layer passes a stand-in (no timers are armed there).
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._logger = logger
         self._debug = logger.isEnabledFor(FEMTOWS_DEBUG_LL)
         self._is_client = is_client
@@ -1820,7 +1822,8 @@ cdef class WSProtocolCore:
             elif op == 8:
                 rc = self._check_close_payload(payload, <size_t>h.payload_len)
                 if rc != 0:
-                    self._fail(rc, _close_payload_error_reason(payload, <size_t>h.payload_len))
+                    self._fail(rc, _close_payload_error_reason(payload, <size_t>h.payload_len),
+                               PyBytes_FromStringAndSize(payload, <Py_ssize_t>h.payload_len))
                     # The peer has sent its CLOSE already: with ours the handshake is over.
                     self._on_closing_handshake_done()
                     return
@@ -1991,9 +1994,12 @@ cdef class WSProtocolCore:
         elif not t._disconnected:
             t.disconnect(True)
 
-    cdef _fail(self, int code, str reason):
+    cdef _fail(self, int code, str reason, bytes close_payload=None):
         """Fail the connection (RFC 6455 §7.1.7): CLOSE with ``code``, deliver nothing more."""
         cdef WSTransport t = self._transport
+        if t._fail_hook is not None:
+            # A layer above (the Sans-I/O protocol) records the failure and words the reason.
+            reason = t._fail_hook(code, reason, close_payload)
         self._logger.info("protocol error, failing the connection: %d %s", code, reason)
         self._state = FAILED
         self._partial_done = 0
@@ -2039,6 +2045,29 @@ cdef class WSProtocolCore:
                 pass
         if not t._disconnected:
             t.disconnect(True)
+
+    # -- Sans-I/O (femtows.websockets.protocol drives this object without an event loop) ------
+
+    def _sansio_start(self, WSListener listener):
+        """Go OPEN without an HTTP handshake (the Sans-I/O layer did it)."""
+        self._start_websocket(listener, None, None, None)
+
+    def _sansio_set_compression(self, params):
+        """Run permessage-deflate with ``params`` (a WSDeflateParams) from now on."""
+        self._pmd = PerMessageDeflate(params)
+        self._transport._pmd = self._pmd
+
+    def _sansio_set_max_frame_size(self, uint64_t size):
+        """Change the per-frame limit (checked at each frame header)."""
+        self._max_frame_size = size
+
+    def _sansio_pending(self):
+        """(the first <= 14 unconsumed bytes, the number of unconsumed bytes, whether a
+        compressed message is being received)."""
+        cdef size_t avail = self._rend - self._rstart
+        return (PyBytes_FromStringAndSize(self._rbuf + self._rstart,
+                                          <Py_ssize_t>min(avail, <size_t>14)), avail,
+                self._inflating)
 
 
 # Failure reasons (the WSProtocolError message and the CLOSE reason). Where picows 2.3.1 fails

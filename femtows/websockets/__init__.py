@@ -33,6 +33,8 @@ __all__ = [
     "unix_serve",
     "ServerConnection",
     "Server",
+    # .client
+    "ClientProtocol",
     # .datastructures
     "Headers",
     "HeadersLike",
@@ -80,8 +82,11 @@ __all__ = [
     "Request",
     "Response",
     # .protocol
+    "Protocol",
     "Side",
     "State",
+    # .server
+    "ServerProtocol",
     # .typing
     "Data",
     "ExtensionName",
@@ -108,7 +113,9 @@ for _module, _names in {
     ".datastructures": ("Headers", "HeadersLike", "MultipleValuesError"),
     ".frames": ("Close", "CloseCode", "Frame", "Opcode"),
     ".http11": ("Request", "Response"),
-    ".protocol": ("Side", "State"),
+    ".client": ("ClientProtocol",),
+    ".protocol": ("Protocol", "Side", "State"),
+    ".server": ("ServerProtocol",),
     ".typing": (
         "Data",
         "ExtensionName",
@@ -141,8 +148,6 @@ _LEGACY_API = (
     "WebSocketServer",
     "WebSocketServerProtocol",
 )
-# Names of websockets' Sans-I/O layer, not provided yet.
-_SANS_IO = ("Protocol", "ClientProtocol", "ServerProtocol")
 
 
 def __getattr__(name: str) -> Any:
@@ -162,11 +167,6 @@ def __getattr__(name: str) -> Any:
             "(websockets.legacy, deprecated since websockets 14.0) is not provided; "
             "use the asyncio API (connect, serve, ClientConnection, ServerConnection)"
         )
-    if name in _SANS_IO:
-        raise AttributeError(
-            f"module {__name__!r} has no attribute {name!r}: websockets' Sans-I/O layer "
-            "is not provided by femtows.websockets yet"
-        )
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -175,6 +175,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from .client import ClientProtocol
     from .datastructures import Headers, HeadersLike, MultipleValuesError
     from .exceptions import (
         ConcurrencyError,
@@ -213,7 +214,8 @@ if TYPE_CHECKING:
     )
     from .frames import Close, CloseCode, Frame, Opcode
     from .http11 import Request, Response
-    from .protocol import Side, State
+    from .protocol import Protocol, Side, State
+    from .server import ServerProtocol
     from .typing import (
         Data,
         ExtensionName,
