@@ -2,13 +2,15 @@
 
     python -m tests.load.run load  [--conns 10000]
     python -m tests.load.run churn [--cycles 100000 --checkpoint 10000 --concurrency 32]
-    python -m tests.load.run soak  [--messages 1000000 --conns 100 --seed 1]
+    python -m tests.load.run soak  [--messages 1000000 --conns 100 --seed 1] [--api websockets]
 
 This process is the client side (femtows clients on uvloop); the server is
 ``tests/load/server.py`` in a child process, so the RSS read from it is the server's alone. Each
 run prints its figures as it goes and ends with a JSON summary; the exit status is 1 when an
-invariant failed (they are listed under ``failures``). tests/load/test_load.py runs the same
-functions with small sizes in CI; tests/load/README.md has the full-size commands and results.
+invariant failed (they are listed under ``failures``). ``--api websockets`` runs the soak's
+server and clients on the websockets drop-in (``femtows.websockets.asyncio``) instead of the
+core. tests/load/test_load.py runs the same functions with small sizes in CI;
+tests/load/README.md has the full-size commands and results.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import subprocess
 import sys
@@ -47,11 +50,16 @@ class Server:
     """tests/load/server.py in a child process; ``ask`` sends one command, returns its JSON."""
 
     def __init__(self, lib: str = "femtows", loop: str = "uvloop", net: str = "afn",
-                 soak: bool = False) -> None:
+                 soak: bool = False, api: str = "core",
+                 mmap_threshold: Optional[int] = None) -> None:
         cmd = [sys.executable, "-m", "tests.load.server", "--lib", lib, "--loop", loop,
-               "--net", net] + (["--soak"] if soak else [])
+               "--net", net, "--api", api] + (["--soak"] if soak else [])
+        env = dict(os.environ)
+        if mmap_threshold is not None:
+            # glibc: a fixed mmap threshold (which also stops it from moving dynamically).
+            env["MALLOC_MMAP_THRESHOLD_"] = str(mmap_threshold)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+                                     stdout=subprocess.PIPE, text=True, env=env)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
@@ -114,6 +122,29 @@ class Client(WSListener):
         self.waiter = asyncio.get_running_loop().create_future()
         transport.send(WSMsgType.BINARY, message)
         return await self.waiter
+
+
+class DropinClient:
+    """A ``femtows.websockets.asyncio`` client connection (compression off, 2 MiB max_size)
+    with the same ``round_trip`` as :class:`Client`."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, url: str) -> DropinClient:
+        from femtows.websockets.asyncio.client import connect
+
+        ws = await connect(url, compression=None, max_size=2 * MiB, ping_interval=None)
+        return cls(ws)
+
+    async def round_trip(self, transport: Any, message: bytes) -> bytes:
+        await self.ws.send(message)
+        echo: bytes = await self.ws.recv()
+        return echo
+
+    async def close(self) -> None:
+        await self.ws.close()
 
 
 async def close(transport: WSTransport) -> None:
@@ -297,20 +328,24 @@ def soak_message(block: bytes, offset: int, size: int) -> bytes:
 
 async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
                    warmup: float = 0.1, rss_tolerance: float = 0.02, samples: int = 10,
-                   log: Callable[[str], None] = print) -> dict[str, Any]:
+                   api: str = "core", log: Callable[[str], None] = print) -> dict[str, Any]:
     """``messages`` echoed messages of mixed sizes over ``conns`` connections, one in flight
     per connection. Every echo is compared with what was sent (and the server checks every
     CRC); the server RSS after ``warmup`` of the messages vs the end must be within
     ``rss_tolerance``; at the end every connection's read/write buffers must be back to their
-    initial size (femtows)."""
+    initial size (femtows). With ``api="websockets"`` the clients are ``femtows.websockets``
+    connections (and ``server`` must have been started with the same ``api``)."""
     failures: list[str] = []
     sizes = soak_sizes(seed, messages)
     rng = random.Random(seed + 1)
     block = rng.randbytes(MiB + 4096)
     offsets = [rng.randrange(0, 4096) for _ in range(1024)]
     base = server.ask("stats")
-    clients: list[tuple[WSTransport, Client]] = []
+    clients: list[tuple[Any, Any]] = []
     for _ in range(conns):
+        if api == "websockets":
+            clients.append((None, await DropinClient.connect(server.url)))
+            continue
         transport, client = await femtows.ws_connect(Client, server.url)
         assert isinstance(client, Client)
         clients.append((transport, client))
@@ -324,7 +359,7 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
     sent_bytes = 0
     t0 = time.monotonic()
 
-    async def worker(transport: WSTransport, client: Client, end: int) -> None:
+    async def worker(transport: Any, client: Any, end: int) -> None:
         nonlocal next_index, sent_bytes
         while next_index < end:
             i = next_index
@@ -368,7 +403,7 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
             f"blocks={stats['blocks']} bad={len(bad)}+{stats['bad_messages']}")
     seconds = time.monotonic() - t0
     end = points[-1]
-    await asyncio.gather(*(close(t) for t, _ in clients))
+    await asyncio.gather(*(close(t) if t is not None else c.close() for t, c in clients))
     closed = await server.wait_for(lambda s: s["open"] == 0)
     log(f"{messages} messages, {sent_bytes / MiB:.0f} MiB each way, in {seconds:.1f}s; "
         f"server rss at end {mib(end['rss'])}")
@@ -378,8 +413,8 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
         failures.append(f"server found {end['bad_messages']} bad CRCs")
     if end["errors"] != base["errors"] or closed["errors"] != base["errors"]:
         failures.append(f"server logged {closed['errors'] - base['errors']} errors")
-    warm = points[0]
-    if len(points) > 1:
+    warm = next(p for p in points if p["at"] == int(messages * warmup))
+    if warm is not end:
         if end["rss"] > warm["rss"] * (1 + rss_tolerance):
             failures.append(f"server RSS {mib(warm['rss'])} after {warm['at']} messages -> "
                             f"{mib(end['rss'])} at the end (> +{rss_tolerance:.1%})")
@@ -387,7 +422,8 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
         grown = [b for b in buffers if max(b) > SMALL_BUFFER]
         if grown:
             failures.append(f"{len(grown)} connections kept grown buffers: {grown[:5]}")
-    return {"run": "soak", "messages": messages, "conns": conns, "seconds": round(seconds, 1),
+    return {"run": "soak", "api": api, "messages": messages, "conns": conns,
+            "seconds": round(seconds, 1),
             "mib_each_way": round(sent_bytes / MiB), "rss": [(p["at"], p["rss"]) for p in points],
             "buffers_at_end": sorted(set(map(tuple, buffers or []))),
             "failures": failures}
@@ -397,7 +433,8 @@ async def run_soak(server: Server, messages: int, conns: int, seed: int = 1,
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
-    server = Server(args.lib, args.server_loop, args.net, soak=args.run == "soak")
+    server = Server(args.lib, args.server_loop, args.net, soak=args.run == "soak",
+                    api=args.api, mmap_threshold=args.mmap_threshold)
     try:
         print(f"server: {args.lib} on {args.server_loop}/{args.net}, pid {server.proc.pid}, "
               f"RLIMIT_NOFILE {server.nofile}; client RLIMIT_NOFILE {raise_nofile()}",
@@ -407,7 +444,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         if args.run == "churn":
             return await run_churn(server, args.cycles, args.checkpoint, args.concurrency,
                                    args.message)
-        return await run_soak(server, args.messages, args.conns, args.seed)
+        return await run_soak(server, args.messages, args.conns, args.seed,
+                              warmup=args.warmup, api=args.api)
     finally:
         server.close()
 
@@ -427,7 +465,18 @@ def main() -> None:
     parser.add_argument("--message", action="store_true", help="churn: one echo per cycle")
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--api", choices=["core", "websockets"], default="core",
+                        help="soak: server and clients on the core's callback API or on the "
+                             "websockets drop-in (femtows.websockets.asyncio, compression off)")
+    parser.add_argument("--warmup", type=float, default=0.1,
+                        help="soak: the fraction of the messages after which the RSS is the "
+                             "reference of the flatness check")
+    parser.add_argument("--mmap-threshold", type=int,
+                        help="the server's glibc MALLOC_MMAP_THRESHOLD_ (bytes): fixed instead "
+                             "of glibc's dynamic one (see README: the drop-in's soak)")
     args = parser.parse_args()
+    if args.api != "core" and (args.run != "soak" or args.lib != "femtows"):
+        parser.error("--api websockets is for the femtows soak")
     if args.conns is None:
         args.conns = 10_000 if args.run == "load" else 100
     raise_nofile()

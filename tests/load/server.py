@@ -1,6 +1,7 @@
 """The server process of the load, churn and soak runs (tests/load/run.py starts it).
 
     python -m tests.load.server [--lib femtows|picows] [--loop uvloop|asyncio] [--net afn|loopnet]
+                                [--api core|websockets]
 
 It serves an echo listener on 127.0.0.1 (ephemeral port, printed as the first stdout line:
 ``{"port": N}``) and answers one command per stdin line with one JSON line on stdout, so that
@@ -15,7 +16,9 @@ its RSS is measured alone, without the clients' memory:
   (``femtows._core.core._buffer_sizes``);
 * ``quit``.
 
-The listener echoes every data frame and counts it; ``--soak`` also CRC-checks every message
+The listener echoes every data frame and counts it (``--api websockets``: a
+``femtows.websockets.asyncio`` ``serve()`` handler echoes every message instead, compression
+off); ``--soak`` also CRC-checks every message
 against the 4-byte CRC-32 the soak client puts at its end (see run.py), so both directions are
 verified.
 """
@@ -111,13 +114,47 @@ def make_listener_class(lib: Any, soak: bool) -> Any:
                         return
                     view = memoryview(b"".join(self.parts))
                     self.parts.clear()
-                # Messages under 4 bytes carry no CRC (the client compares their echo).
-                if len(view) >= 4 and zlib.crc32(view[:-4]) != int.from_bytes(view[-4:], "big"):
+                if not crc_ok(view):
                     COUNTS.bad_messages += 1
             if frame.fin:
                 COUNTS.messages += 1
 
     return EchoListener
+
+
+def crc_ok(view: Any) -> bool:
+    """Messages under 4 bytes carry no CRC (the client compares their echo)."""
+    return len(view) < 4 or zlib.crc32(view[:-4]) == int.from_bytes(view[-4:], "big")
+
+
+class DropinConnection:
+    """What ``COUNTS.open`` holds for a drop-in connection: ``transport`` is its core
+    WSTransport (for ``buffers`` and ``ping``)."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.transport: Any = ws._wst
+
+
+async def dropin_handler(ws: Any, soak: bool) -> None:
+    """The drop-in echo handler: every message back as it came, counted; with soak, checked."""
+    from femtows.websockets.exceptions import ConnectionClosed
+
+    conn = DropinConnection(ws)
+    COUNTS.connected += 1
+    COUNTS.open.add(conn)
+    try:
+        async for message in ws:
+            if soak and not crc_ok(memoryview(message)):
+                COUNTS.bad_messages += 1
+            await ws.send(message)
+            COUNTS.messages += 1
+    except ConnectionClosed:
+        pass
+    finally:
+        COUNTS.disconnected += 1
+        COUNTS.open.discard(conn)
+        conn.transport = None
 
 
 def stats() -> dict[str, Any]:
@@ -203,9 +240,18 @@ async def serve(args: argparse.Namespace) -> None:
         kwargs = {}
     for name in ("femtows", "picows", "aiofastnet", "asyncio"):
         logging.getLogger(name).addHandler(_ErrorCounter(logging.ERROR))
-    listener_class = make_listener_class(lib, args.soak)
-    server = await lib.ws_create_server(
-        lambda request: listener_class(), "127.0.0.1", 0, backlog=4096, **kwargs)
+    server: Any
+    if args.api == "websockets":
+        from femtows.websockets.asyncio.server import serve as ws_serve
+
+        logging.getLogger("websockets").addHandler(_ErrorCounter(logging.ERROR))
+        server = await ws_serve(lambda ws: dropin_handler(ws, args.soak), "127.0.0.1", 0,
+                                backlog=4096, compression=None, max_size=2 * 1024 * 1024,
+                                ping_interval=None)
+    else:
+        listener_class = make_listener_class(lib, args.soak)
+        server = await lib.ws_create_server(
+            lambda request: listener_class(), "127.0.0.1", 0, backlog=4096, **kwargs)
     port = server.sockets[0].getsockname()[1]
     print(json.dumps({"port": port, "pid": os.getpid(), "nofile": raise_nofile()}), flush=True)
     done = asyncio.Event()
@@ -233,6 +279,8 @@ def main() -> None:
     parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     parser.add_argument("--net", choices=["afn", "loopnet"], default="afn")
     parser.add_argument("--soak", action="store_true", help="CRC-check every message")
+    parser.add_argument("--api", choices=["core", "websockets"], default="core",
+                        help="the core's listener, or a femtows.websockets.asyncio server")
     args = parser.parse_args()
     raise_nofile()
     if args.loop == "uvloop":
