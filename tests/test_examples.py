@@ -94,6 +94,60 @@ def test_proxy_and_redirect_example_real_tinyproxy(proxy_servers: ProxyServers) 
     assert "echo from /echo: hello through the proxy" in out
 
 
+def test_tls_echo_example() -> None:
+    out = run(str(EXAMPLES / "tls_echo.py"))
+    assert "connected with TLSv1." in out
+    assert "echo: 'hello over TLS', secure: True" in out
+
+
+def test_auth_example() -> None:
+    out = run(str(EXAMPLES / "auth.py"))
+    assert "server says: hello alice" in out
+    assert "refused: 401 Bearer" in out
+
+
+def test_subprotocols_example() -> None:
+    out = run(str(EXAMPLES / "subprotocols.py")).splitlines()
+    assert "offered ['chat.v1', 'chat.v2'], server chose chat.v2" in out
+    assert "offered ['chat.v1'], server chose chat.v1" in out
+    assert out.count("reply: [chat.v2] hi") == 1 and out.count("reply: [chat.v1] hi") == 1
+    assert "no common subprotocol: 400, b'supported subprotocols: chat.v2, chat.v1\\n'" in out
+
+
+def test_broadcast_example() -> None:
+    out = run(str(EXAMPLES / "broadcast.py"), "--clients", "4")
+    assert "4 members in the room" in out
+    for i in range(4):
+        assert f"client {i} got 'hello everyone'" in out
+
+
+def test_backpressure_example() -> None:
+    out = run(str(EXAMPLES / "backpressure.py"), "--messages", "100", "--size", "65536")
+    assert "received 100 of 100 messages, 6553600 bytes" in out
+    pauses = int(out.split("producer paused ")[1].split(" time")[0])
+    assert pauses >= 1, out
+
+
+def test_routing_example() -> None:
+    out = run(str(EXAMPLES / "routing.py")).splitlines()
+    assert out == [
+        "/echo: hello",
+        "/upper: HELLO",
+        "/rooms/lobby?user=ada: ada@lobby: hello",
+        "/nowhere: HTTP 404 b'404 Not Found'",
+        "GET /healthz: HTTP/1.1 200 OK, body b'ok\\n'",
+    ]
+
+
+def test_websockets_echo_example() -> None:
+    out = run(str(EXAMPLES / "websockets_echo.py")).splitlines()
+    assert out == [
+        "received: Hello world!",
+        "received: b'\\x00\\x01binary'",
+        "closed: sent 1000 (OK); then received 1000 (OK)",
+    ]
+
+
 def _read_until(stream: IO[str], needle: str) -> str:
     """Lines of ``stream`` up to the first containing ``needle`` (bounded by the process)."""
     seen = []
@@ -144,3 +198,12 @@ def test_uvicorn_command_line_ws_option() -> None:
     finally:
         server.kill()
         server.wait(TIMEOUT)
+
+
+def test_threading_echo_example() -> None:
+    out = run(str(EXAMPLES / "threading_echo.py")).splitlines()
+    assert out == [
+        "received: Hello world!",
+        "received: b'\\x00\\x01binary'",
+        "closed: sent 1000 (OK); then received 1000 (OK)",
+    ]
