@@ -28,7 +28,6 @@ from .exceptions import (
     InvalidHeaderValue,
     InvalidMessage,
     InvalidStatus,
-    InvalidUpgrade,
     NegotiationError,
     StatusLineTooLong,
 )
@@ -37,10 +36,9 @@ from .headers import (
     build_extension,
     build_host,
     build_subprotocol,
-    parse_connection,
+    check_upgrade_headers,
     parse_extension,
     parse_subprotocol,
-    parse_upgrade,
 )
 from .http11 import Request, Response
 from .protocol import CLIENT, CONNECTING, OPEN, Protocol, State
@@ -123,16 +121,7 @@ class ClientProtocol(Protocol):
         if response.status_code != 101:
             raise InvalidStatus(response)
         headers = response.headers
-        connection: List[str] = []
-        for value in headers.get_all("Connection"):
-            connection.extend(parse_connection(value))
-        if not any(value.lower() == "upgrade" for value in connection):
-            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
-        upgrade: List[str] = []
-        for value in headers.get_all("Upgrade"):
-            upgrade.extend(parse_upgrade(value))
-        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
-            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
+        check_upgrade_headers(headers)
         try:
             accept = headers["Sec-WebSocket-Accept"]
         except KeyError:

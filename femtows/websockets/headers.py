@@ -15,7 +15,8 @@ import ipaddress
 import re
 from typing import Callable, List, Optional, Sequence, Tuple, TypeVar, cast
 
-from .exceptions import InvalidHeaderFormat, InvalidHeaderValue
+from .datastructures import Headers
+from .exceptions import InvalidHeaderFormat, InvalidHeaderValue, InvalidUpgrade
 from .typing import (
     ConnectionOption,
     ExtensionHeader,
@@ -179,6 +180,26 @@ def parse_upgrade(header: str) -> List[UpgradeProtocol]:
         InvalidHeaderFormat: the header is malformed.
     """
     return parse_list(parse_upgrade_protocol, header, 0, "Upgrade")
+
+
+def check_upgrade_headers(headers: Headers) -> None:
+    """Check the ``Connection: upgrade`` and ``Upgrade: websocket`` headers of an opening
+    handshake (request or response, RFC 6455 §4.1/§4.2.1).
+
+    Raises:
+        InvalidUpgrade: a header is missing or does not ask for the WebSocket upgrade.
+        InvalidHeaderFormat: a header is malformed.
+    """
+    connection: List[str] = []
+    for value in headers.get_all("Connection"):
+        connection.extend(parse_connection(value))
+    if not any(value.lower() == "upgrade" for value in connection):
+        raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
+    upgrade: List[str] = []
+    for value in headers.get_all("Upgrade"):
+        upgrade.extend(parse_upgrade(value))
+    if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
+        raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
 
 
 def parse_extension_item_param(

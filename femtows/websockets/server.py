@@ -35,10 +35,9 @@ from .exceptions import (
 )
 from .headers import (
     build_extension,
-    parse_connection,
+    check_upgrade_headers,
     parse_extension,
     parse_subprotocol,
-    parse_upgrade,
 )
 from .http11 import Request, Response
 from .protocol import CONNECTING, OPEN, SERVER, Protocol, State
@@ -167,16 +166,7 @@ class ServerProtocol(Protocol):
         if request.protocol != "HTTP/1.1":
             raise InvalidProtocol(request.protocol)
         headers = request.headers
-        connection: List[str] = []
-        for value in headers.get_all("Connection"):
-            connection.extend(parse_connection(value))
-        if not any(value.lower() == "upgrade" for value in connection):
-            raise InvalidUpgrade("Connection", ", ".join(connection) if connection else None)
-        upgrade: List[str] = []
-        for value in headers.get_all("Upgrade"):
-            upgrade.extend(parse_upgrade(value))
-        if not (len(upgrade) == 1 and upgrade[0].lower() == "websocket"):
-            raise InvalidUpgrade("Upgrade", ", ".join(upgrade) if upgrade else None)
+        check_upgrade_headers(headers)
         try:
             key = headers["Sec-WebSocket-Key"]
         except KeyError:
