@@ -21,17 +21,22 @@ from http import HTTPStatus
 from typing import Any, Optional, Union, cast
 from urllib.parse import unquote
 
-from uvicorn.config import Config
-from uvicorn.logging import TRACE_LOG_LEVEL
-from uvicorn.protocols.utils import (
-    ClientDisconnected,
-    get_client_addr,
-    get_local_addr,
-    get_path_with_query_string,
-    get_remote_addr,
-    is_ssl,
-)
-from uvicorn.server import ServerState
+try:
+    from uvicorn.config import Config
+    from uvicorn.logging import TRACE_LOG_LEVEL
+    from uvicorn.protocols.utils import (
+        ClientDisconnected,
+        get_client_addr,
+        get_local_addr,
+        get_path_with_query_string,
+        get_remote_addr,
+        is_ssl,
+    )
+    from uvicorn.server import ServerState
+except ImportError as exc:  # uvicorn is an optional dependency
+    raise ImportError(
+        "femtows.uvicorn needs uvicorn: pip install 'femtows[uvicorn]'"
+    ) from exc
 
 from femtows import handshake
 from femtows._core.core import (
