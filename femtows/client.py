@@ -144,7 +144,8 @@ async def ws_connect(
             an unconnected one (femtows connects it to the first resolved address of its
             family), or None for the default path. Use it for options that must be set before
             connect().
-        read_buffer_init_size: initial read buffer (grows as needed; at least 2048).
+        read_buffer_init_size: initial read buffer (grows as needed; at least 2048; see
+            docs/internals.md for the buffer shared by idle connections).
         validate_utf8: fail the connection (1007) on invalid UTF-8 in TEXT messages.
         allow_rsv_bits: deliver frames with RSV bits set (for your own extension) instead of
             failing the connection with 1002.

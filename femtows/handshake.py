@@ -450,7 +450,7 @@ def compute_accept(key: str) -> str:
     so, which keeps it working on FIPS-restricted systems.
     """
     digest = hashlib.sha1((key + WS_GUID).encode("ascii"), usedforsecurity=False).digest()
-    return base64.b64encode(digest).decode("ascii")
+    return binascii.b2a_base64(digest, newline=False).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -761,10 +761,16 @@ def validate_request(request: WSUpgradeRequest) -> str:
         raise HandshakeRejection(
             HTTPStatus.UPGRADE_REQUIRED, "WebSocket upgrade required", [("Upgrade", "websocket")]
         )
-    if "websocket" not in _tokens(upgrade):
+    # (The usual single values are recognised without splitting them into token lists.)
+    if (len(upgrade) != 1 or upgrade[0] not in _UPGRADE_WEBSOCKET) and "websocket" not in _tokens(
+        upgrade
+    ):
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Upgrade header must include websocket")
 
-    if "upgrade" not in _tokens(headers.getall("Connection", [])):
+    connection = headers.getall("Connection", [])
+    if (
+        len(connection) != 1 or connection[0] not in _CONNECTION_UPGRADE
+    ) and "upgrade" not in _tokens(connection):
         raise HandshakeRejection(HTTPStatus.BAD_REQUEST, "Connection header must include upgrade")
 
     versions = headers.getall("Sec-WebSocket-Version", [])
@@ -796,6 +802,10 @@ def validate_request(request: WSUpgradeRequest) -> str:
     return key
 
 
+_UPGRADE_WEBSOCKET = frozenset({"websocket", "WebSocket"})
+_CONNECTION_UPGRADE = frozenset({"Upgrade", "upgrade", "keep-alive, Upgrade"})
+
+
 def build_101_response(
     key: str, extra_headers: Union[WSHeadersLike, CIMultiDict[str], None] = None
 ) -> Tuple[WSUpgradeResponse, bytes]:
@@ -819,17 +829,55 @@ def build_101_response(
         ValueError: A header name is not a token or a value has control characters.
     """
     accept = compute_accept(key)
-    headers: CIMultiDict[str] = CIMultiDict(
-        (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept))
-    )
     # The status line and the three fixed headers are constants (plus base64): no checks.
-    lines = [_101_HEAD + accept.encode("ascii")]
+    head = _101_HEAD + accept.encode("ascii")
+    if extra_headers is None:
+        # The usual case: the response's headers are built only if someone reads them (a
+        # CIMultiDict kept by every connection costs ~0.5 KiB).
+        return _Default101Response(key), head + b"\r\n\r\n"
+    headers = _headers_101(accept)
+    lines = [head]
     for name, value in _header_items(extra_headers):  # checked here
         if name.lower() not in _RESERVED_101_HEADERS:
             headers.add(name, value)
             lines.append(name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape"))
     response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
     return response, b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def _headers_101(accept: str) -> CIMultiDict[str]:
+    return CIMultiDict(
+        (("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Accept", accept))
+    )
+
+
+_response_headers_slot = WSUpgradeResponse.__dict__["headers"]
+
+
+class _Default101Response(WSUpgradeResponse):
+    """The 101 a server sent without extra headers: a WSUpgradeResponse whose ``headers`` are
+    built from the client's key when first read (then kept, and mutable, as usual)."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: str) -> None:
+        self.version = b"HTTP/1.1"
+        self.status = HTTPStatus.SWITCHING_PROTOCOLS
+        self.body = None
+        self._key = key
+
+    @property
+    def headers(self) -> CIMultiDict[str]:
+        try:
+            return _response_headers_slot.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:
+            headers = _headers_101(compute_accept(self._key))
+            _response_headers_slot.__set__(self, headers)
+            return headers
+
+    @headers.setter
+    def headers(self, value: CIMultiDict[str]) -> None:
+        _response_headers_slot.__set__(self, value)
 
 
 _101_HEAD = (
@@ -899,18 +947,80 @@ def _parse_header_block(block: Optional[bytes]) -> CIMultiDict[str]:
     CRLF; None when there are none) into a CIMultiDict, strictly."""
     if block is None:
         return CIMultiDict()
-    if block.count(b"\r\n") >= MAX_HEADERS:
+    # Names are ASCII and no UTF-8 sequence can span a CRLF, so decoding the block at once
+    # gives the same strings as decoding each name and value.
+    lines = block.decode("utf-8", "surrogateescape").split("\r\n")
+    if len(lines) > MAX_HEADERS:
         raise _MalformedHead(f"more than {MAX_HEADERS} headers", too_many=True)
     if _HEADER_BLOCK_RE.fullmatch(block) is None:
         return _parse_header_lines(block.split(b"\r\n"))  # raises, saying what is wrong
-    # Valid as a whole, checked in one regex pass. Names are ASCII and no UTF-8 sequence can
-    # span a CRLF, so decoding the block at once gives the same strings as decoding each name
-    # and value.
+    # Valid as a whole, checked in one regex pass. The usual lines of an upgrade request come
+    # from a fixed table, other names are shared when known: no new strings for them (less
+    # work, and less memory for every connection's request.headers).
     pairs = []
-    for line in block.decode("utf-8", "surrogateescape").split("\r\n"):
-        name, _, value = line.partition(":")
-        pairs.append((name, value.strip(" \t")))
+    for line in lines:
+        pair = _COMMON_LINES.get(line)
+        if pair is None:
+            name, _, value = line.partition(":")
+            pair = (_COMMON_NAMES.get(name, name), value.strip(" \t"))
+        pairs.append(pair)
     return CIMultiDict(pairs)
+
+
+# Header names and whole lines that most upgrade requests carry, as ``(name, value)`` pairs
+# (a fixed table: nothing a peer sends is added to it).
+_COMMON_NAMES = {
+    name: name
+    for name in (
+        "Host",
+        "Upgrade",
+        "Connection",
+        "Sec-WebSocket-Key",
+        "Sec-WebSocket-Version",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Protocol",
+        "Origin",
+        "User-Agent",
+        "Pragma",
+        "Cache-Control",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Cookie",
+        "Authorization",
+        "X-Forwarded-For",
+        "X-Forwarded-Proto",
+        "X-Real-IP",
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-extensions",
+        "sec-websocket-protocol",
+        "origin",
+        "user-agent",
+    )
+}
+_COMMON_LINES = {
+    f"{name}: {value}": (_COMMON_NAMES[name], value)
+    for name, value in (
+        ("Upgrade", "websocket"),
+        ("Upgrade", "WebSocket"),
+        ("upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Connection", "upgrade"),
+        ("connection", "upgrade"),
+        ("Connection", "keep-alive, Upgrade"),
+        ("Sec-WebSocket-Version", "13"),
+        ("sec-websocket-version", "13"),
+        ("Pragma", "no-cache"),
+        ("Cache-Control", "no-cache"),
+        ("Sec-WebSocket-Extensions", "permessage-deflate; client_max_window_bits"),
+        ("Sec-WebSocket-Extensions", "permessage-deflate"),
+        ("Accept-Encoding", "gzip, deflate, br"),
+        ("Accept-Encoding", "gzip, deflate"),
+    )
+}
 
 
 def _parse_header_lines(lines: List[bytes]) -> CIMultiDict[str]:

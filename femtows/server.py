@@ -76,7 +76,9 @@ async def ws_create_server(
             arrived for the idle timeout) or ``PING_PERIODICALLY`` (pings despite traffic).
         enable_auto_pong: answer PING with PONG automatically.
         max_frame_size: larger incoming data frames fail the connection with 1009.
-        read_buffer_init_size: initial read buffer per connection (at least 2048).
+        read_buffer_init_size: initial size of a read buffer (at least 2048): of the one shared
+            by the thread's idle connections, and of a connection's own while a frame waits
+            in it (see docs/internals.md).
         validate_utf8: fail the connection (1007) on invalid UTF-8 in TEXT messages.
         allow_rsv_bits: deliver frames with RSV bits set instead of failing with 1002.
         close_timeout: seconds to wait for the closing handshake before aborting.

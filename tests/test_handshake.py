@@ -174,6 +174,29 @@ def test_round_trip() -> None:
     validate_response(parsed, key, response_wire)
 
 
+def test_default_101_response_headers_built_when_read() -> None:
+    """Without extra headers the 101's headers are built only when read: a WSUpgradeResponse
+    whose headers, once read, are exactly the ones sent (and stay mutable, like any other)."""
+    response, wire = build_101_response(RFC_KEY)
+    assert isinstance(response, WSUpgradeResponse)
+    assert (response.version, response.status, response.body) == (
+        b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, None)
+    parsed = parse_response(wire)
+    validate_response(parsed, RFC_KEY, wire)
+    assert list(response.headers.items()) == list(parsed.headers.items()) == [
+        ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")]
+    assert response.headers is response.headers
+    response.headers.add("X-Later", "1")
+    assert response.headers["x-later"] == "1"
+    assert response.to_bytes() == wire[:-2] + b"X-Later: 1\r\n\r\n"
+    response.headers = CIMultiDict({"A": "b"})
+    assert list(response.headers.items()) == [("A", "b")]
+    assert "status=101" in repr(response)
+    with pytest.raises(TypeError):
+        build_101_response(RFC_KEY, "not headers")  # type: ignore[arg-type]
+
+
 def test_round_trip_preserves_non_ascii_header_bytes() -> None:
     """Header values survive parse and serialise byte for byte, whatever their encoding."""
     head = upgrade_head("X-Latin1: caf\udce9", "X-Utf8: café")

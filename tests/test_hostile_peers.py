@@ -120,7 +120,7 @@ async def test_never_reading_peer_gets_backpressure() -> None:
         queued = t.underlying_transport.get_write_buffer_size()
         assert high < queued <= high + len(chunk) + 14
         read_cap, write_cap = _buffer_sizes(t)
-        assert read_cap == INIT_READ_BUFFER and write_cap <= HEADER_WRITE_BUFFER
+        assert read_cap <= INIT_READ_BUFFER and write_cap <= HEADER_WRITE_BUFFER
         # The peer reads everything that was sent: the transport drains, writing resumes.
         expected = sent * (len(chunk) + 10)
         received = 0
@@ -279,7 +279,7 @@ async def test_huge_64_bit_length(length: int, code: int) -> None:
         for _ in range(16):  # 16 MiB of "payload": counted and dropped
             writer.write(b"\0" * (1 << 20))
             await writer.drain()
-        assert _buffer_sizes(t)[0] == INIT_READ_BUFFER
+        assert _buffer_sizes(t)[0] <= INIT_READ_BUFFER
         assert rss() - before < 8 << 20
         assert listener.frames == []
         assert await read_until_eof(reader) == b""  # the close timeout ends it

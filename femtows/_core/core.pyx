@@ -4,9 +4,12 @@ asyncio protocol that drives them.
 
 Theory of operation
 -------------------
-One asyncio ``BufferedProtocol`` (``WSProtocol``) owns one growable read buffer. The event loop
-reads straight into its free tail (``get_buffer``), then ``buffer_updated`` parses every complete
-frame *in place*: the header is decoded, the payload is unmasked where it lies, and the one
+The event loop reads straight into a buffer handed out by ``get_buffer``, then
+``buffer_updated`` parses every complete frame *in place*. A connection with nothing buffered
+reads into one buffer shared by the thread's connections (``_SharedReadBuffer``): frames that
+arrive whole are parsed there, and only an incomplete rest is copied into a private buffer of
+the connection, sized for it and freed 1 s after it empties; so an idle connection holds no
+read buffer. In either buffer, the header is decoded, the payload is unmasked where it lies, and the one
 ``WSFrame`` object of the connection is pointed at it and handed to ``WSListener.on_ws_frame``.
 No Python object is created per frame; payload bytes are copied only if the user asks
 (``get_payload_as_bytes`` and friends).
@@ -163,6 +166,38 @@ def _set_mask_chunk(size_t size):
     old = _mask_chunk
     _mask_chunk = size
     return old
+
+
+@cython.final
+cdef class _SharedReadBuffer:
+    """The read buffer of every connection of one thread that has nothing buffered.
+
+    Valid from a connection's get_buffer() to its buffer_updated(), which event loops call
+    back to back; ``owner`` says whose read it holds, ``busy`` is set while frames are parsed
+    from it (a listener callback that feeds another connection gets a private buffer).
+    """
+    cdef char *ptr
+    cdef size_t cap
+    cdef void *owner
+    cdef bint busy
+
+    def __dealloc__(self):
+        if self.ptr != NULL:
+            PyMem_Free(self.ptr)
+            self.ptr = NULL
+
+
+cdef object _shared_rbufs = threading.local()
+
+
+cdef _SharedReadBuffer _thread_shared_rbuf():
+    cdef _SharedReadBuffer sh
+    try:
+        sh = <_SharedReadBuffer>_shared_rbufs.buf
+    except AttributeError:
+        sh = _SharedReadBuffer.__new__(_SharedReadBuffer)
+        _shared_rbufs.buf = sh
+    return sh
 
 
 cdef bytearray _thread_mask_scratch(size_t need):
@@ -1034,12 +1069,17 @@ cdef class WSProtocolCore:
         _ReadView _view
         object _underlying
 
+        # The read buffer: the private one (NULL when nothing is buffered and it was freed),
+        # or, while _using_shared, the thread's shared one.
         char *_rbuf
         size_t _rcap           # allocated bytes; READ_SLACK of them stay free after the data
         size_t _rstart         # first unconsumed byte
         size_t _rend           # end of received data
         size_t _rneed          # end of a frame that is still arriving (room made for it), or 0
-        size_t _rinit          # the initial _rcap, restored by _on_shrink_timer
+        size_t _rinit          # the initial size of a private buffer (and the shared one's least)
+        _SharedReadBuffer _shared
+        bint _in_shared        # get_buffer() handed out the shared buffer
+        bint _using_shared     # buffer_updated() is parsing in the shared buffer
         size_t _head_scanned   # bytes of the HTTP head already searched for CRLFCRLF
         object _shrink_timer
 
@@ -1098,9 +1138,9 @@ cdef class WSProtocolCore:
         self._rbuf = NULL
 
     def __dealloc__(self):
-        if self._rbuf != NULL:
+        if self._rbuf != NULL and not self._using_shared:
             PyMem_Free(self._rbuf)
-            self._rbuf = NULL
+        self._rbuf = NULL
 
     def __init__(self, *, bint is_client, listener_factory, logger, size_t read_buffer_init_size,
                  uint64_t max_frame_size, bint validate_utf8, bint allow_rsv_bits,
@@ -1138,11 +1178,9 @@ cdef class WSProtocolCore:
         self._compression = compression
         self._frame = WSFrame.__new__(WSFrame)
         self._view = _ReadView.__new__(_ReadView)
-        self._rcap = max(read_buffer_init_size, MIN_READ_BUFFER) + READ_SLACK
-        self._rinit = self._rcap
-        self._rbuf = <char *>PyMem_Malloc(self._rcap)
-        if self._rbuf == NULL:
-            raise MemoryError()
+        self._rinit = max(read_buffer_init_size, MIN_READ_BUFFER) + READ_SLACK
+        self._shared = _thread_shared_rbuf()
+        self._rcap = 0  # no private buffer until data must wait in one
         self._rstart = 0
         self._rend = 0
 
@@ -1280,8 +1318,31 @@ cdef class WSProtocolCore:
                                             True)
 
     def get_buffer(self, Py_ssize_t size_hint):
-        cdef size_t usable = self._rcap - READ_SLACK
-        cdef size_t live = self._rend - self._rstart
+        cdef _SharedReadBuffer sh
+        cdef size_t usable, live
+        cdef char *p
+        if self._rbuf == NULL:
+            sh = self._shared
+            if not sh.busy:
+                # Nothing buffered: read into the thread's shared buffer.
+                if sh.cap < self._rinit:
+                    p = <char *>PyMem_Realloc(sh.ptr, self._rinit)
+                    if p == NULL:
+                        raise MemoryError()
+                    sh.ptr = p
+                    sh.cap = self._rinit
+                sh.owner = <void *>self
+                self._in_shared = True
+                self._view.ptr = sh.ptr
+                self._view.size = <Py_ssize_t>(sh.cap - READ_SLACK)
+                if self._debug:
+                    self._logger.log(FEMTOWS_DEBUG_LL, "get_buffer: %d bytes free (shared)",
+                                     self._view.size)
+                return self._view
+            self._alloc_private(self._rinit)
+        self._in_shared = False
+        usable = self._rcap - READ_SLACK
+        live = self._rend - self._rstart
         # While a frame that has room made for it is still arriving, its bytes go where they
         # belong: growing here would double the buffer of every connection that receives
         # large messages (2 MiB for 1 MiB messages), and compacting would move the partial
@@ -1302,6 +1363,35 @@ cdef class WSProtocolCore:
         return self._view
 
     def buffer_updated(self, Py_ssize_t nbytes):
+        cdef _SharedReadBuffer sh
+        if self._in_shared:
+            self._in_shared = False
+            sh = self._shared
+            if sh.owner != <void *>self or sh.busy:
+                raise RuntimeError("femtows: the shared read buffer was reused before "
+                                   "buffer_updated(); the transport broke the "
+                                   "get_buffer/buffer_updated sequence")
+            sh.owner = NULL
+            sh.busy = True
+            self._rbuf = sh.ptr
+            self._rcap = sh.cap
+            self._using_shared = True
+            try:
+                self._updated(nbytes)
+            finally:
+                sh.busy = False
+                self._using_shared = False
+                self._leave_shared()
+            return
+        self._updated(nbytes)
+        if self._rstart == self._rend:
+            self._rstart = 0
+            self._rend = 0
+            self._rneed = 0
+            if self._rbuf != NULL and self._shrink_timer is None:
+                self._arm_shrink_timer()
+
+    cdef _updated(self, Py_ssize_t nbytes):
         self._rend += <size_t>nbytes
         if self._auto_ping:
             self._last_data_time = femtows_monotonic()
@@ -1315,14 +1405,43 @@ cdef class WSProtocolCore:
                 self._process_upgrade_request()
         if self._state == OPEN or self._state == FAILED or self._state == CLOSE_RECEIVED:
             self._process_frames()
-        if self._rstart == self._rend:
-            self._rstart = 0
-            self._rend = 0
-            self._rneed = 0
-            if self._rcap > self._rinit and self._shrink_timer is None:
-                self._arm_shrink_timer()
 
     # -- read buffer --------------------------------------------------------------------------
+
+    cdef int _alloc_private(self, size_t cap) except -1:
+        self._rbuf = <char *>PyMem_Malloc(cap)
+        if self._rbuf == NULL:
+            self._rcap = 0
+            raise MemoryError()
+        self._rcap = cap
+        return 0
+
+    cdef int _leave_shared(self) except -1:
+        """After parsing in the shared buffer: copy what is left (the start of a frame or of
+        the HTTP head) into a private buffer with room for all of it."""
+        cdef size_t live = self._rend - self._rstart
+        cdef size_t need, usable
+        cdef const char *src = self._rbuf + self._rstart
+        self._rbuf = NULL
+        self._rcap = 0
+        if live == 0 or self._state == DISCONNECTED:
+            self._rstart = self._rend = self._rneed = 0
+            return 0
+        need = self._rneed - self._rstart if self._rneed > self._rstart else live
+        usable = self._rinit - READ_SLACK
+        if need > usable:
+            # As _make_room_for_frame: the frame plus room for the next header.
+            usable = need + 4096
+        if live > usable:
+            usable = live
+        self._alloc_private(usable + READ_SLACK)
+        memcpy(self._rbuf, src, live)
+        self._rneed = self._rneed - self._rstart if self._rneed > self._rstart else 0
+        self._rstart = 0
+        self._rend = live
+        if self._shrink_timer is None:
+            self._arm_shrink_timer()
+        return 0
 
     cdef int _grow(self, size_t usable) except -1:
         cdef size_t cap = usable + READ_SLACK
@@ -1342,26 +1461,25 @@ cdef class WSProtocolCore:
         return 0
 
     def _on_shrink_timer(self):
-        """Give a grown read buffer back (to its initial size) if it is empty now; if data is
-        buffered (a large frame still arriving), look again one period later."""
-        cdef char *p
+        """Free the private read buffer if it is empty now (reads go to the shared buffer
+        again); if data is buffered (a frame still arriving), look again one period later."""
         self._shrink_timer = None
-        if self._state == DISCONNECTED or self._rcap <= self._rinit:
+        if self._state == DISCONNECTED or self._rbuf == NULL or self._using_shared:
             return
         if self._rstart != self._rend:
             self._arm_shrink_timer()
             return
-        p = <char *>PyMem_Realloc(self._rbuf, self._rinit)
-        if p != NULL:  # a failed shrink leaves the larger buffer in place
-            self._rbuf = p
-            self._rcap = self._rinit
-            self._rstart = self._rend = self._rneed = 0
+        PyMem_Free(self._rbuf)
+        self._rbuf = NULL
+        self._rcap = 0
+        self._rstart = self._rend = self._rneed = 0
 
     cdef int _make_room_for_frame(self, size_t total) except -1:
         """Make sure a frame of ``total`` bytes starting at _rstart fits in the buffer."""
         cdef size_t usable = self._rcap - READ_SLACK
         cdef size_t live
-        if self._rstart + total <= usable:
+        if self._rstart + total <= usable or self._using_shared:
+            # (In the shared buffer, _leave_shared makes the room in a private one.)
             self._rneed = self._rstart + total
             return 0
         live = self._rend - self._rstart
@@ -1532,6 +1650,8 @@ cdef class WSProtocolCore:
                     self._rstart = 0
                     self._rend = 0
                     self._rneed = 0
+                    if self._rbuf != NULL and self._shrink_timer is None:
+                        self._arm_shrink_timer()
 
     cdef _answer_upgrade_request(self, request, result):
         custom = None
@@ -2140,7 +2260,7 @@ def _buffer_sizes(WSTransport transport):
     """Tests and load runs: (read buffer bytes allocated, write buffer bytes allocated) of the
     connection behind ``transport``."""
     cdef WSProtocolCore proto = <WSProtocolCore>transport._protocol
-    return (proto._rcap, transport._wbuf_cap)
+    return (0 if proto._using_shared else proto._rcap, transport._wbuf_cap)
 
 
 def mask_impl():
