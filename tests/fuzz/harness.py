@@ -120,8 +120,11 @@ class FakeLoop:
     def time(self) -> float:
         return 0.0
 
-    def fire_timers(self) -> None:
-        while True:
+    def fire_timers(self, rounds: int = 8) -> None:
+        # Bounded: a periodic timer (a callback that arms the next one, like the read-buffer
+        # shrink timer while a connection is open) would otherwise fire forever in a loop
+        # whose clock never moves.
+        for _ in range(rounds):
             live = [h for h in self.timers if not h.cancelled]
             if not live:
                 return
