@@ -587,7 +587,9 @@ def run_connection(cfg: Config, stream: bytes, sizes: Iterable[int], *,
             del transport.out[:]
         # Bound on the read buffer: twice the largest frame femtows may have to hold plus
         # slack (its growth policy), or the initial size.
-        limit = max(read_buffer_init_size, 2048) + 2 * (min(cfg.max_frame_size, 1 << 30) + 14
+        # The per-thread shared read buffer (16 KiB, handed out while nothing is pending) is
+        # not the connection's own memory: it sets the floor.
+        limit = max(read_buffer_init_size, 2048, 16384) + 2 * (min(cfg.max_frame_size, 1 << 30) + 14
                                                         + 4096)
         feed(proto, transport, chunked(head + stream, sizes), max_free=limit)
         check(listener.connected == 1, "the upgrade did not complete")
