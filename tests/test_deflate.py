@@ -140,16 +140,22 @@ async def raw_server(answer: Optional[str], **connect_kwargs: Any
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     async with server:
-        port = server.sockets[0].getsockname()[1]
-        transport, listener = await femtows.ws_connect(
-            RecordingListener, f"ws://127.0.0.1:{port}/", **connect_kwargs
-        )
-        peer = await asyncio.wait_for(accepted.get(), 5)
         try:
-            yield peer, transport, listener, request_heads[0]
+            port = server.sockets[0].getsockname()[1]
+            transport, listener = await femtows.ws_connect(
+                RecordingListener, f"ws://127.0.0.1:{port}/", **connect_kwargs
+            )
+            peer = await asyncio.wait_for(accepted.get(), 5)
+            try:
+                yield peer, transport, listener, request_heads[0]
+            finally:
+                transport.disconnect(False)
+                peer.writer.close()
         finally:
-            transport.disconnect(False)
-            peer.writer.close()
+            # When ws_connect refuses the answer, the accepted peer is still queued and open:
+            # close it, or Server.wait_closed (3.12+ waits for every connection) never returns.
+            while not accepted.empty():
+                accepted.get_nowait().writer.close()
 
 
 # -- byte-exact wire checks ----------------------------------------------------------------------
