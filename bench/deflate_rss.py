@@ -25,11 +25,16 @@ SERVER = r'''
 import asyncio, sys
 kind, compression = sys.argv[1], sys.argv[2] == "on"
 async def main():
-    if kind == "femtows":
+    if kind.startswith("femtows"):
         import femtows
         from tests.utils import EchoListener
-        cfg = (femtows.WSDeflateConfig(server_max_window_bits=12, client_max_window_bits=12,
-                                       mem_level=5) if compression else None)
+        if not compression:
+            cfg = None
+        elif kind == "femtows-default":
+            cfg = "deflate"
+        else:
+            cfg = femtows.WSDeflateConfig(server_max_window_bits=12, client_max_window_bits=12,
+                                          mem_level=5)
         server = await femtows.ws_create_server(lambda r: EchoListener(), "127.0.0.1", 0,
                                                 compression=cfg)
     else:
@@ -85,8 +90,10 @@ async def measure(kind: str, compression: bool, conns: int) -> float:
 async def amain(conns: int) -> None:
     print(f"server RSS per idle connection, {conns} connections, one ~1 KiB message echoed "
           f"on each (server: window 12 bits, memLevel 5 when compressed)")
-    for kind in ("femtows", "websockets"):
+    for kind in ("femtows", "femtows-default", "websockets"):
         for compression in (False, True):
+            if kind == "femtows-default" and not compression:
+                continue
             per = await measure(kind, compression, conns)
             print(f"{kind:>10} compression={'on ' if compression else 'off'} "
                   f"{per / 1024:8.1f} KiB per connection")

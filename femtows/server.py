@@ -85,8 +85,9 @@ async def ws_create_server(
         use_aiofastnet: serve through aiofastnet's transports (faster reads and TLS); None
             uses it when installed, True requires it (ImportError otherwise), False never.
         compression: permessage-deflate (RFC 7692). None (default): never negotiated (RSV1
-            stays a protocol error). ``"deflate"`` accepts the client's first valid offer as
-            it is (``WSDeflateConfig.server()``); a ``WSDeflateConfig`` applies its limits
+            stays a protocol error). ``"deflate"`` accepts the client's first valid offer
+            with websockets' server limits: 12-bit windows, memLevel 5, zlib level 1
+            (``WSDeflateConfig.server()``); a ``WSDeflateConfig`` applies its limits
             (forced no_context_takeover, window caps, required client_max_window_bits).
             Invalid offers are declined (RFC 7692 §5), a malformed header is a 400. When
             agreed, frames reach ``on_ws_frame`` decompressed (limited by ``max_frame_size``,

@@ -391,7 +391,7 @@ class FemtowsProtocol(asyncio.Protocol):
             auto_ping_idle_timeout=idle,
             auto_ping_reply_timeout=reply,
             auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
-            compression=(handshake.WSDeflateConfig.server()
+            compression=(handshake.WSDeflateConfig()
                          if config.ws_per_message_deflate else None),
         )
         self._state = _OPEN

@@ -46,14 +46,17 @@ MESSAGES = [
 class Reference:
     """What a zlib-module sender puts on the wire for each message."""
 
-    def __init__(self, bits: int = 15, takeover: bool = True, mem_level: int = 8) -> None:
+    def __init__(self, bits: int = 15, takeover: bool = True, mem_level: int = 5,
+                 level: int = 1) -> None:
+        # level 1, memLevel 5: femtows's defaults (WSDeflateConfig).
         self.bits = bits
         self.takeover = takeover
         self.mem_level = mem_level
+        self.level = level
         self.comp = self._new()
 
     def _new(self) -> Any:
-        return zlib.compressobj(-1, zlib.DEFLATED, -self.bits, self.mem_level)
+        return zlib.compressobj(self.level, zlib.DEFLATED, -self.bits, self.mem_level)
 
     def frame(self, data: bytes, fin: bool = True) -> bytes:
         out = self.comp.compress(data) + self.comp.flush(zlib.Z_SYNC_FLUSH)
@@ -164,23 +167,28 @@ async def raw_server(answer: Optional[str], **connect_kwargs: Any
 @pytest.mark.parametrize(
     "offer, config, bits, takeover",
     [
-        (PMD, "deflate", 15, True),
-        (f"{PMD}; server_no_context_takeover", "deflate", 15, False),
+        # "deflate" on a server: 12-bit window, memLevel 5 (WSDeflateConfig.server()).
+        (PMD, "deflate", 12, True),
+        (f"{PMD}; server_no_context_takeover", "deflate", 12, False),
         (f"{PMD}; server_max_window_bits=10", "deflate", 10, True),
+        (PMD, WSDeflateConfig(), 15, True),
         (PMD, WSDeflateConfig(server_no_context_takeover=True, server_max_window_bits=9), 9,
          False),
         (PMD, WSDeflateConfig(mem_level=5, server_max_window_bits=12), 12, True),
+        (PMD, WSDeflateConfig(compress_level=6), 15, True),
     ],
-    ids=["takeover", "no-takeover", "bits10", "server-forced", "memlevel5"],
+    ids=["takeover", "no-takeover", "bits10", "full-window", "server-forced", "memlevel5",
+         "level6"],
 )
 async def test_server_sends_reference_bytes(offer, config, bits, takeover):
     """What the server compresses is byte for byte what zlib's module makes, with the
     negotiated window and context takeover (or not)."""
-    mem_level = config.mem_level if isinstance(config, WSDeflateConfig) else 8
+    mem_level = config.mem_level if isinstance(config, WSDeflateConfig) else 5
+    level = config.compress_level if isinstance(config, WSDeflateConfig) else 1
     async with raw_client(offer, compression=config) as (peer, listener):
         assert peer.extensions is not None and peer.extensions.startswith(PMD)
         assert listener.transport.compression.local_max_window_bits == bits
-        ref = Reference(bits, takeover, mem_level)
+        ref = Reference(bits, takeover, mem_level, level)
         for message in MESSAGES:
             listener.transport.send(WSMsgType.BINARY, message)
             frame = await read_frame(peer.reader)
@@ -468,7 +476,8 @@ def test_pmd_codec_limits_and_close():
 
 @pytest.mark.parametrize(
     "answer, active",
-    [(PMD, True), (f"{PMD}; server_no_context_takeover", False), ("x-other", False)],
+    [(f"{PMD}; server_max_window_bits=12", True), (PMD, False),
+     (f"{PMD}; server_no_context_takeover", False), ("x-other", False)],
 )
 async def test_factory_answer_in_custom_101(answer, active):
     """A factory's own 101 with Sec-WebSocket-Extensions: compression runs only if that answer

@@ -103,7 +103,8 @@ def test_config_roles():
     WSDeflateConfig(server_max_window_bits=8).check_role(is_client=True)  # we only inflate
     WSDeflateConfig(client_max_window_bits=8).check_role(is_client=False)
     assert WSDeflateConfig.client() == WSDeflateConfig(client_max_window_bits=True)
-    assert WSDeflateConfig.server() == WSDeflateConfig()
+    assert WSDeflateConfig.server() == WSDeflateConfig(
+        server_max_window_bits=12, client_max_window_bits=12, mem_level=5)
 
 
 # -- client offers -------------------------------------------------------------------------------
