@@ -1361,7 +1361,7 @@ def test_response_reason_type_and_picows_signature() -> None:
     assert response.reason is None
     assert WSUpgradeResponse.create_error_response(404).reason is None
     with pytest.raises(TypeError):
-        WSUpgradeResponse(b"HTTP/1.1", 404, None, None, "Nope")  # type: ignore[misc]
+        WSUpgradeResponse(b"HTTP/1.1", 404, None, None, "Nope")  # type: ignore[call-arg]
     with pytest.raises(TypeError, match="reason phrase must be a str or None, not bytes"):
         WSUpgradeResponse(b"HTTP/1.1", 404, reason=b"Nope")  # type: ignore[arg-type]
     assert repr(WSUpgradeResponse(b"HTTP/1.1", 404, None, None, reason="Nope")) == (
