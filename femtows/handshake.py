@@ -140,6 +140,8 @@ _HEADER_LINE_STRICT = _TOKEN + rb":[\t\x20-\x7e\x80-\xff]*"
 _HEADER_BLOCK_RE = re.compile(_HEADER_LINE_STRICT + rb"(?:\r\n" + _HEADER_LINE_STRICT + rb")*")
 # RFC 9112 §4. The reason phrase is optional and may be anything printable (even "null").
 _STATUS_LINE_RE = re.compile(rb"HTTP/1\.1 ([0-9]{3})(?: ([\t\x20-\x7e\x80-\xff]*))?")
+# A reason phrase we send, as str: the same characters, obs-text being sent as Latin-1.
+_REASON_RE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
 # RFC 9112 §3: method SP request-target SP HTTP-version, single spaces only.
 _REQUEST_LINE_RE = re.compile(rb"(" + _TOKEN + rb") ([\x21-\x7e]+) (HTTP/([0-9])\.([0-9]))")
 _HTTP_VERSION_RE = re.compile(rb"HTTP/[0-9]\.[0-9]")
@@ -210,20 +212,33 @@ class WSUpgradeResponse:
             reported as a status error rather than as a malformed message.
         headers: Response headers; a new empty CIMultiDict when omitted.
         body: Response body, or None for no body.
+        reason: The reason phrase of the status line (keyword only; a femtows addition, picows
+            has none). None, the default, sends the standard phrase of ``status`` (none for a
+            code ``http.HTTPStatus`` does not know). Any text of tabs, spaces, visible ASCII and
+            U+0080-U+00FF (sent as Latin-1), as RFC 9112 §4 allows; may be empty. On a
+            response a client received, the phrase the server sent.
 
     Attributes:
         version: See Args.
         status: See Args.
         headers: See Args.
         body: See Args.
+        reason: See Args. Checked again when the response is serialised, so a value assigned
+            later cannot inject a header either.
+
+    Raises:
+        TypeError: ``reason`` is not a str or None.
+        ValueError: ``reason`` contains CR, LF, another control character, or a character above
+            U+00FF.
     """
 
-    __slots__ = ("version", "status", "headers", "body")
+    __slots__ = ("version", "status", "headers", "body", "reason")
 
     version: bytes
     status: Union[HTTPStatus, int]
     headers: CIMultiDict[str]
     body: Optional[bytes]
+    reason: Optional[str]
 
     def __init__(
         self,
@@ -231,16 +246,20 @@ class WSUpgradeResponse:
         status: Union[HTTPStatus, int] = HTTPStatus.OK,
         headers: Optional[CIMultiDict[str]] = None,
         body: Optional[bytes] = None,
+        *,
+        reason: Optional[str] = None,
     ) -> None:
         self.version = version
         self.status = _to_status(status)
         self.headers = CIMultiDict() if headers is None else headers
         self.body = body
+        self.reason = _check_reason(reason)
 
     def __repr__(self) -> str:
+        reason = "" if self.reason is None else f", reason={self.reason!r}"
         return (
             f"WSUpgradeResponse(version={self.version!r}, status={int(self.status)}, "
-            f"headers={list(self.headers.items())!r}, body={self.body!r})"
+            f"headers={list(self.headers.items())!r}, body={self.body!r}{reason})"
         )
 
     @staticmethod
@@ -353,8 +372,9 @@ class WSUpgradeResponse:
             Status line, headers, blank line and body.
 
         Raises:
-            ValueError: The version is not ``HTTP/x.y``, a header name is not a token, or a header
-                value contains CR, LF or another control character (header injection).
+            ValueError: The version is not ``HTTP/x.y``, a header name is not a token, a header
+                value or the reason phrase contains CR, LF or another control character (header
+                injection).
         """
         headers: List[Tuple[str, str]] = list(self.headers.items())
         if self.body is not None:
@@ -362,7 +382,7 @@ class WSUpgradeResponse:
             if not any(k.lower() == "content-type" for k, _ in headers):
                 headers.append(("Content-Type", _TEXT_PLAIN))
             headers.append(("Content-Length", str(len(self.body))))
-        return _serialize_response(self.version, self.status, headers, self.body)
+        return _serialize_response(self.version, self.status, headers, self.body, self.reason)
 
 
 class WSUpgradeResponseWithListener:
@@ -512,7 +532,8 @@ def parse_response(head: bytes) -> WSUpgradeResponse:
 
     Returns:
         The response, with ``body`` None (bytes after the head are the caller's). A status that
-        ``http.HTTPStatus`` does not know (100-599) is kept as a plain int.
+        ``http.HTTPStatus`` does not know (100-599) is kept as a plain int. ``reason`` is the
+        phrase as received (decoded as Latin-1), None when the status line has none.
 
     Raises:
         WSInvalidMessageError: The head is too large, does not end with a blank line, or its status
@@ -557,7 +578,9 @@ def parse_response(head: bytes) -> WSUpgradeResponse:
         else:
             message = f"cannot upgrade, malformed header in upgrade response: {exc.message}"
         raise WSInvalidMessageError(message, raw_header=head) from None
-    return WSUpgradeResponse(b"HTTP/1.1", code, headers, None)
+    phrase = match.group(2)
+    reason = None if phrase is None else phrase.decode("latin-1")
+    return WSUpgradeResponse(b"HTTP/1.1", code, headers, None, reason=reason)
 
 
 def validate_response(
@@ -807,7 +830,9 @@ _CONNECTION_UPGRADE = frozenset({"Upgrade", "upgrade", "keep-alive, Upgrade"})
 
 
 def build_101_response(
-    key: str, extra_headers: Union[WSHeadersLike, CIMultiDict[str], None] = None
+    key: str,
+    extra_headers: Union[WSHeadersLike, CIMultiDict[str], None] = None,
+    reason: Optional[str] = None,
 ) -> Tuple[WSUpgradeResponse, bytes]:
     """Build the server's 101 Switching Protocols response accepting the upgrade.
 
@@ -820,17 +845,24 @@ def build_101_response(
         key: The client's Sec-WebSocket-Key (validated by :func:`validate_request`).
         extra_headers: Additional headers, e.g. the headers of a response made with
             :meth:`WSUpgradeResponse.create_101_response`.
+        reason: A reason phrase other than "Switching Protocols" (see
+            :attr:`WSUpgradeResponse.reason`); None for the standard one.
 
     Returns:
         The response (its headers are exactly the ones sent) and its wire bytes.
 
     Raises:
         TypeError: A header name or value is not a str.
-        ValueError: A header name is not a token or a value has control characters.
+        ValueError: A header name is not a token, or a value or ``reason`` has control
+            characters.
     """
     accept = compute_accept(key)
     # The status line and the three fixed headers are constants (plus base64): no checks.
     head = _101_HEAD + accept.encode("ascii")
+    if reason is not None:
+        _check_reason(reason)
+        head = b"HTTP/1.1 101 " + reason.encode("latin-1") + head[len(_101_STATUS_LINE):]
+        extra_headers = [] if extra_headers is None else extra_headers
     if extra_headers is None:
         # The usual case: the response's headers are built only if someone reads them (a
         # CIMultiDict kept by every connection costs ~0.5 KiB).
@@ -841,7 +873,9 @@ def build_101_response(
         if name.lower() not in _RESERVED_101_HEADERS:
             headers.add(name, value)
             lines.append(name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape"))
-    response = WSUpgradeResponse(b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None)
+    response = WSUpgradeResponse(
+        b"HTTP/1.1", HTTPStatus.SWITCHING_PROTOCOLS, headers, None, reason=reason
+    )
     return response, b"\r\n".join(lines) + b"\r\n\r\n"
 
 
@@ -864,6 +898,7 @@ class _Default101Response(WSUpgradeResponse):
         self.version = b"HTTP/1.1"
         self.status = HTTPStatus.SWITCHING_PROTOCOLS
         self.body = None
+        self.reason = None
         self._key = key
 
     @property
@@ -880,8 +915,9 @@ class _Default101Response(WSUpgradeResponse):
         _response_headers_slot.__set__(self, value)
 
 
+_101_STATUS_LINE = b"HTTP/1.1 101 Switching Protocols"
 _101_HEAD = (
-    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    _101_STATUS_LINE + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
     b"Sec-WebSocket-Accept: "
 )
 
@@ -1070,6 +1106,18 @@ def _check_header(name: object, value: object) -> None:
         raise ValueError(f"invalid character in the value of header {name!r}")
 
 
+def _check_reason(reason: Optional[str]) -> Optional[str]:
+    """Return ``reason`` if it can be sent as a reason phrase (RFC 9112 §4: HTAB, SP, VCHAR,
+    obs-text), else raise."""
+    if reason is None:
+        return None
+    if not isinstance(reason, str):
+        raise TypeError(f"the reason phrase must be a str or None, not {type(reason).__name__}")
+    if _REASON_RE.fullmatch(reason) is None:
+        raise ValueError(f"invalid character in the reason phrase {reason!r}")
+    return reason
+
+
 def _encode_header(name: str, value: str) -> bytes:
     _check_header(name, value)
     return name.encode("ascii") + b": " + value.encode("utf-8", "surrogateescape")
@@ -1080,14 +1128,19 @@ def _serialize_response(
     status: Union[HTTPStatus, int],
     headers: Iterable[Tuple[str, str]],
     body: Optional[bytes],
+    reason: Optional[str] = None,
 ) -> bytes:
     if _HTTP_VERSION_RE.fullmatch(version) is None:
         raise ValueError(f"invalid HTTP version {version!r}")
     code = int(status)
     if not 100 <= code <= 599:
         raise ValueError(f"invalid status code {code}")
-    phrase = status.phrase if isinstance(status, HTTPStatus) else ""
-    lines = [b"%s %d %s" % (version, code, phrase.encode("ascii"))]
+    if reason is None:
+        phrase = status.phrase.encode("ascii") if isinstance(status, HTTPStatus) else b""
+    else:
+        _check_reason(reason)
+        phrase = reason.encode("latin-1")
+    lines = [b"%s %d %s" % (version, code, phrase)]
     lines.extend(_encode_header(k, v) for k, v in headers)
     wire = b"\r\n".join(lines) + b"\r\n\r\n"
     if body:

@@ -1314,3 +1314,89 @@ def test_header_block_invalid_is_refused_like_line_by_line(block: bytes) -> None
     with pytest.raises(handshake._MalformedHead) as slow:
         handshake._parse_header_lines(block.split(b"\r\n"))
     assert str(fast.value) == str(slow.value)
+
+
+# -- WSUpgradeResponse.reason: a custom reason phrase on the status line ---------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "status_line"),
+    [
+        (403, None, b"HTTP/1.1 403 Forbidden"),
+        (403, "Go Away", b"HTTP/1.1 403 Go Away"),
+        (200, "Tr\u00e8s bien\tok", b"HTTP/1.1 200 Tr\xe8s bien\tok"),  # obs-text as Latin-1
+        (204, "", b"HTTP/1.1 204 "),
+        (599, None, b"HTTP/1.1 599 "),
+        (599, "Network Connect Timeout", b"HTTP/1.1 599 Network Connect Timeout"),
+    ],
+)
+def test_response_reason_on_status_line(
+    status: int, reason: Optional[str], status_line: bytes
+) -> None:
+    """``reason`` replaces the standard phrase; None keeps it (none for unknown codes)."""
+    response = WSUpgradeResponse(b"HTTP/1.1", status, None, b"x", reason=reason)
+    assert response.reason == reason
+    assert response.to_bytes().split(b"\r\n")[0] == status_line
+
+
+@pytest.mark.parametrize(
+    "reason", ["a\r\nSet-Cookie: x=1", "a\nb", "a\rb", "nul\x00", "del\x7f", "check \u2713"]
+)
+def test_response_reason_refuses_unsafe_text(reason: str) -> None:
+    """CR, LF, other controls and characters Latin-1 cannot carry: ValueError, at construction
+    and, for a value assigned later, when serialising; nothing reaches the wire."""
+    with pytest.raises(ValueError, match="invalid character in the reason phrase"):
+        WSUpgradeResponse(b"HTTP/1.1", 403, reason=reason)
+    response = WSUpgradeResponse.create_error_response(403, b"no")
+    response.reason = reason
+    with pytest.raises(ValueError, match="invalid character in the reason phrase"):
+        response.to_bytes()
+    with pytest.raises(ValueError, match="invalid character in the reason phrase"):
+        build_101_response(RFC_KEY, None, reason)
+
+
+def test_response_reason_type_and_picows_signature() -> None:
+    """picows's four positional arguments still work; ``reason`` is keyword-only and a str."""
+    response = WSUpgradeResponse(b"HTTP/1.1", 404, CIMultiDict([("A", "b")]), b"no")
+    assert response.reason is None
+    assert WSUpgradeResponse.create_error_response(404).reason is None
+    with pytest.raises(TypeError):
+        WSUpgradeResponse(b"HTTP/1.1", 404, None, None, "Nope")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="reason phrase must be a str or None, not bytes"):
+        WSUpgradeResponse(b"HTTP/1.1", 404, reason=b"Nope")  # type: ignore[arg-type]
+    assert repr(WSUpgradeResponse(b"HTTP/1.1", 404, None, None, reason="Nope")) == (
+        "WSUpgradeResponse(version=b'HTTP/1.1', status=404, headers=[], body=None, "
+        "reason='Nope')"
+    )
+
+
+def test_build_101_response_with_reason() -> None:
+    """A custom phrase on the 101; the standard head and extra headers otherwise unchanged."""
+    response, wire = build_101_response(RFC_KEY, None, "Switching, gladly")
+    assert wire == (
+        b"HTTP/1.1 101 Switching, gladly\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: " + RFC_ACCEPT.encode() + b"\r\n\r\n"
+    )
+    assert response.reason == "Switching, gladly"
+    assert response.headers["Sec-WebSocket-Accept"] == RFC_ACCEPT
+    response, wire = build_101_response(RFC_KEY, {"X-A": "1"}, "")
+    assert wire.startswith(b"HTTP/1.1 101 \r\n") and wire.endswith(b"\r\nX-A: 1\r\n\r\n")
+    default, wire = build_101_response(RFC_KEY)
+    assert default.reason is None
+    assert wire.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+
+
+@pytest.mark.parametrize(
+    ("status_line", "reason"),
+    [
+        (b"HTTP/1.1 101 Switching Protocols", "Switching Protocols"),
+        (b"HTTP/1.1 101 null", "null"),
+        (b"HTTP/1.1 101 ", ""),
+        (b"HTTP/1.1 101", None),
+        (b"HTTP/1.1 403 Tr\xe8s interdit", "Tr\u00e8s interdit"),
+    ],
+)
+def test_parse_response_keeps_reason(status_line: bytes, reason: Optional[str]) -> None:
+    """A client's response carries the phrase the server sent (decoded as Latin-1)."""
+    response = parse_response(status_line + b"\r\nUpgrade: websocket\r\n\r\n")
+    assert response.reason == reason

@@ -411,6 +411,56 @@ async def test_factory_error_response_with_headers():
     assert response.header("WWW-Authenticate") == "Bearer"
 
 
+async def test_factory_response_reason_phrase_is_sent():
+    """WSUpgradeResponse(reason=...) from the factory is the status line's phrase."""
+
+    def factory(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        response = WSUpgradeResponse(b"HTTP/1.1", 403, None, b"bye", reason="Go Away \xe9")
+        return WSUpgradeResponseWithListener(response, None)
+
+    response = await assert_refused(raw_upgrade_request(), "HTTP/1.1 403 Go Away \xe9", factory)
+    assert response.body == b"bye"
+
+
+async def test_factory_101_reason_phrase_is_sent():
+    """A 101 with a custom phrase: sent as given, the connection opens as usual."""
+    listener = RecordingListener()
+
+    def factory(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        response = WSUpgradeResponse.create_101_response({"X-A": "1"})
+        response.reason = "Upgrading"
+        return WSUpgradeResponseWithListener(response, listener)
+
+    async with femtows_server(factory) as (port, _):
+        response, reader, writer = await open_upgrade(port, raw_upgrade_request())
+        assert response.status_line == "HTTP/1.1 101 Upgrading"
+        assert response.header("Sec-WebSocket-Accept") == RAW_ACCEPT
+        await asyncio.wait_for(listener.connected.wait(), 5)
+        assert listener.transport.response.reason == "Upgrading"
+        await close_cleanly(reader, writer)
+
+
+@pytest.mark.parametrize("status", [101, 403])
+async def test_factory_response_with_unsafe_reason_gets_500(status: int):
+    """A reason phrase with CR LF assigned after construction never reaches the wire: 500."""
+
+    def factory(request: WSUpgradeRequest) -> WSUpgradeResponseWithListener:
+        if status == 101:
+            response = WSUpgradeResponse.create_101_response()
+            listener: Optional[RecordingListener] = RecordingListener()
+        else:
+            response = WSUpgradeResponse.create_error_response(status)
+            listener = None
+        response.reason = "x\r\nSet-Cookie: injected=1"
+        return WSUpgradeResponseWithListener(response, listener)
+
+    response = await assert_refused(
+        raw_upgrade_request(), "HTTP/1.1 500 Internal Server Error", factory
+    )
+    assert response.body == b"Internal Server Error"
+    assert all("injected" not in value for _, value in response.headers)
+
+
 async def test_silent_client_is_dropped_after_handshake_timeout():
     """A client that sends nothing is disconnected after websocket_handshake_timeout."""
     async with femtows_server(websocket_handshake_timeout=0.2) as (port, listeners):

@@ -1683,7 +1683,13 @@ cdef class WSProtocolCore:
         if add_header:
             extra = list(extra.items()) if extra is not None else []
             extra.append(("Sec-WebSocket-Extensions", params.header))
-        response, wire = _handshake.build_101_response(key, extra)
+        try:
+            response, wire = _handshake.build_101_response(
+                key, extra, None if custom is None else custom.reason)
+        except (ValueError, TypeError):
+            self._logger.exception("the listener factory's 101 response is invalid; answering 500")
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
         if self._debug:
             self._logger.log(FEMTOWS_DEBUG_LL, "upgrade response: %r", wire)
         self._underlying.write(wire)
@@ -1699,7 +1705,13 @@ cdef class WSProtocolCore:
 
     cdef _send_custom_response(self, response):
         response.headers["Connection"] = "close"
-        self._underlying.write(response.to_bytes())
+        try:
+            wire = response.to_bytes()
+        except (ValueError, TypeError):
+            self._logger.exception("the listener factory's response is invalid; answering 500")
+            self._reject(_HTTPStatus.INTERNAL_SERVER_ERROR, "Internal Server Error", None)
+            return
+        self._underlying.write(wire)
         self._state = FAILED
         self._rstart = self._rend
         self._underlying.close()

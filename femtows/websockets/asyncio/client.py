@@ -553,9 +553,11 @@ def _phrase(status: int) -> str:
 
 
 def _response(core_response: Any, body: Optional[bytes]) -> Response:
+    """websockets' Response for the core's, with the reason phrase the server sent."""
     status = int(core_response.status)
     headers = Headers(list(core_response.headers.items()))
-    return Response(status, _phrase(status), headers, body or b"")
+    reason = getattr(core_response, "reason", None)
+    return Response(status, _phrase(status) if reason is None else reason, headers, body or b"")
 
 
 def _map_handshake_error(exc: WSHandshakeError) -> Exception:

@@ -784,12 +784,14 @@ def _request_from_core(request: Any) -> Request:
 
 def _response_from_core(response: Any) -> Response:
     status = int(response.status)
-    try:
-        import http
+    phrase = getattr(response, "reason", None)
+    if phrase is None:
+        try:
+            import http
 
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = ""
+            phrase = http.HTTPStatus(status).phrase
+        except ValueError:
+            phrase = ""
     headers = Headers(list(response.headers.items()))
     return Response(status, phrase, headers, response.body or b"")
 

@@ -328,6 +328,16 @@ class _Handshake:
             response = connection.response = _reject(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "Server is shutting down.\n"
             )
+        try:
+            core_response = _to_core_response(response)
+        except (ValueError, TypeError):
+            # A reason phrase with CR/LF (websockets would send it as it is) or a character
+            # Latin-1 cannot encode (websockets fails the same way, in serialize()).
+            connection.logger.error("invalid HTTP response", exc_info=True)
+            response = connection.response = _reject(
+                http.HTTPStatus.INTERNAL_SERVER_ERROR, _FAILED_TEXT
+            )
+            core_response = _to_core_response(response)
         if connection.debug:
             connection.logger.debug("> HTTP/1.1 %d %s", response.status_code,
                                     response.reason_phrase)
@@ -336,10 +346,6 @@ class _Handshake:
             if response.body:
                 connection.logger.debug("> [body] (%d bytes)", len(response.body))
         if response.status_code == 101:
-            core_response = core_handshake.WSUpgradeResponse.create_101_response(
-                [(k, v) for k, v in response.headers.raw_items()
-                 if k.lower() not in _CORE_101_HEADERS]
-            )
             connection.logger.info("connection open")
             return core_handshake.WSUpgradeResponseWithListener(core_response, connection)
         connection.logger.info(
@@ -348,15 +354,7 @@ class _Handshake:
             response.reason_phrase,
         )
         connection.abort_handshake()
-        return core_handshake.WSUpgradeResponseWithListener(
-            core_handshake.WSUpgradeResponse(
-                b"HTTP/1.1",
-                response.status_code,
-                CIMultiDict(response.headers.raw_items()),
-                bytes(response.body),
-            ),
-            None,
-        )
+        return core_handshake.WSUpgradeResponseWithListener(core_response, None)
 
     # -- accept(): the checks of a WebSocket upgrade -----------------------------------------
 
@@ -438,6 +436,15 @@ class _Handshake:
             raise InvalidProtocol(request.protocol)
         headers = request.headers
 
+        # RFC 6455 §4.2.1 (and RFC 9112 §3.2): exactly one Host. websockets 17.4 checks nothing
+        # here; femtows refuses as its core does, but here, so that process_response and the
+        # log see the 400 (docs/websockets.md, "Deliberate differences").
+        hosts = headers.get_all("Host")
+        if not hosts:
+            raise InvalidHeader("Host")
+        if len(hosts) > 1:
+            raise InvalidHeader("Host", "multiple values")
+
         # Fast paths for the usual single-token values; the full parsers otherwise.
         options: list[str] = []
         for value in headers.get_all("Connection"):
@@ -504,6 +511,27 @@ class _Handshake:
         raise NegotiationError(
             "invalid subprotocol; expected one of " + ", ".join(self.subprotocols)
         )
+
+
+def _to_core_response(response: Response) -> core_handshake.WSUpgradeResponse:
+    """The core's response for ``response``, its reason phrase included (websockets puts
+    ``reason_phrase`` on the status line as it is, e.g. from ``process_request``).
+
+    Raises:
+        ValueError: The reason phrase has a control character or one above U+00FF.
+        TypeError: The reason phrase is not a str.
+    """
+    if response.status_code == 101:
+        headers = core_handshake.WSUpgradeResponse.create_101_response(
+            [(k, v) for k, v in response.headers.raw_items() if k.lower() not in _CORE_101_HEADERS]
+        ).headers
+        body = None
+    else:
+        headers = CIMultiDict(response.headers.raw_items())
+        body = bytes(response.body)
+    return core_handshake.WSUpgradeResponse(
+        b"HTTP/1.1", response.status_code, headers, body, reason=response.reason_phrase
+    )
 
 
 def _origin_allowed(
