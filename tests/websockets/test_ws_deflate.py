@@ -269,3 +269,45 @@ def test_sync_api_negotiates_as_websockets() -> None:
     assert run(f_sync_server.serve, ws_sync_client.connect) == reference
     assert run(ws_sync_server.serve, f_sync_client.connect)[1:] == (
         (False, False, 12, 12), (False, False, 12, 12))
+
+
+async def server_frames(serve: Callable[..., Any], server_opts: Dict[str, Any]) -> List[bytes]:
+    """Payloads of the first two frames a server sends (MESSAGE twice, same context) to a raw
+    client that offered plain permessage-deflate."""
+
+    async def handler(ws: Any) -> None:
+        await ws.send(MESSAGE)
+        await ws.send(MESSAGE)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, **server_opts) as server:
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(raw_upgrade_request(
+                extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 101 ")
+            frames = [await read_frame(reader), await read_frame(reader)]
+        finally:
+            writer.close()
+    assert all(f.rsv == 0x40 for f in frames)
+    return [f.payload for f in frames]
+
+
+async def test_default_level_is_1_and_a_named_level_gives_websockets_bytes() -> None:
+    """Without a level in compress_settings the drop-in compresses at zlib level 1 (a
+    deliberate difference: docs/websockets.md); with memLevel 5 and level 6 named, its frames
+    are byte for byte those of a websockets server."""
+    comp = zlib.compressobj(1, zlib.DEFLATED, -12, 5)
+    expected = [(comp.compress(MESSAGE.encode()) + comp.flush(zlib.Z_SYNC_FLUSH))[:-4]
+                for _ in range(2)]
+    assert await server_frames(f_server.serve, {}) == expected
+
+    settings = {"memLevel": 5, "level": 6}
+    ours = await server_frames(f_server.serve, options(
+        {"server_max_window_bits": 12, "client_max_window_bits": 12,
+         "compress_settings": settings}, f_pmd.ServerPerMessageDeflateFactory))
+    reference = await server_frames(ws_server.serve, {})
+    assert ours == reference
+    assert ours != expected

@@ -53,8 +53,13 @@ def _websockets_error(exc: handshake.DeflateNegotiationError) -> NegotiationErro
 
 def _core_settings(compress_settings: Optional[Dict[str, Any]]) -> Tuple[int, int]:
     """``(compress_level, mem_level)`` from ``compress_settings``; ValueError for keywords the
-    core does not support."""
-    out: Dict[str, int] = {"compress_level": -1, "mem_level": 8}
+    core does not support.
+
+    Without a ``level`` key the core compresses at level 1 (websockets leaves zlib's default,
+    6): about 2x less CPU per compressed message for 13-15% more bytes on JSON
+    (docs/compression.md); ``compress_settings={"memLevel": 5, "level": 6}`` sends the bytes
+    websockets would."""
+    out: Dict[str, int] = {"compress_level": 1, "mem_level": 8}
     for key, value in (compress_settings or {}).items():
         if key == "method" and value == zlib.DEFLATED:
             continue
