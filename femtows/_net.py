@@ -4,7 +4,12 @@ aiofastnet (a dependency, as for picows) reimplements asyncio's socket and TLS t
 Cython/C on top of the same event loop (asyncio or uvloop). With it a read costs fewer
 Python-level steps and TLS talks to OpenSSL without the ssl module's extra layers;
 bench/README.md has the numbers. ``use_aiofastnet=None`` (the default everywhere) means "use it
-when it is importable", so femtows still works where it is missing.
+when it is importable", so femtows still works where it is missing, with one exception: a
+plain-TCP *server* uses the loop's transports. There aiofastnet's accept path (Python code per
+accepted socket) makes a handshake cost ~30% more server time and an idle connection 8.9 KiB
+instead of 3.5, for no gain on the echo path (femtows sends with its own ``sendmsg()`` and
+reads into its own buffer either way); with TLS aiofastnet's OpenSSL engine wins, so a TLS
+server keeps it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,10 @@ from types import ModuleType
 from typing import Any, Callable, Optional, Tuple
 
 __all__ = ["aiofastnet_module", "create_connection", "create_server"]
+
+#: Whether ``use_aiofastnet=None`` puts plain-TCP servers on aiofastnet too (the tests' "afn"
+#: transport kind sets it, so that both transport layers stay covered on the server side).
+TCP_SERVERS_USE_AIOFASTNET = False
 
 _aiofastnet: Optional[ModuleType]
 try:
@@ -62,8 +71,10 @@ async def create_server(
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     **kwargs: Any,
 ) -> asyncio.Server:
-    """``loop.create_server`` through aiofastnet when selected."""
+    """``loop.create_server`` through aiofastnet when selected (None: for TLS only)."""
     loop = asyncio.get_running_loop()
+    if use_aiofastnet is None and kwargs.get("ssl") is None and not TCP_SERVERS_USE_AIOFASTNET:
+        return await loop.create_server(protocol_factory, **kwargs)
     module = aiofastnet_module(use_aiofastnet)
     if module is not None:
         server: asyncio.Server = await module.create_server(loop, protocol_factory, **kwargs)

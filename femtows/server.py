@@ -82,8 +82,10 @@ async def ws_create_server(
         validate_utf8: fail the connection (1007) on invalid UTF-8 in TEXT messages.
         allow_rsv_bits: deliver frames with RSV bits set instead of failing with 1002.
         close_timeout: seconds to wait for the closing handshake before aborting.
-        use_aiofastnet: serve through aiofastnet's transports (faster reads and TLS); None
-            uses it when installed, True requires it (ImportError otherwise), False never.
+        use_aiofastnet: serve through aiofastnet's transports (faster TLS); None uses them
+            for TLS when installed and the loop's for plain TCP (faster accepts, less memory
+            per connection: bench/README.md), True requires them (ImportError otherwise),
+            False never.
         compression: permessage-deflate (RFC 7692). None (default): never negotiated (RSV1
             stays a protocol error). ``"deflate"`` accepts the client's first valid offer
             with websockets' server limits: 12-bit windows, memLevel 5, zlib level 1

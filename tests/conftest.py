@@ -1,6 +1,7 @@
 """Test plumbing: every ``async def`` test runs once per event loop (asyncio, uvloop) and per
-transport layer (``afn``: aiofastnet's transports, the default; ``loopnet``: the loop's own, as
-for a user without aiofastnet, simulated by hiding the module from ``femtows._net``).
+transport layer (``afn``: aiofastnet's transports, the default, and for plain-TCP servers too
+although they default to the loop's; ``loopnet``: the loop's own, as for a user without
+aiofastnet, simulated by hiding the module from ``femtows._net``).
 
 No pytest-asyncio: a small ``pytest_pyfunc_call`` hook runs coroutine tests on a fresh loop of
 the kind given by the ``loop_kind`` parameter, bounded by ``TEST_TIMEOUT`` so nothing hangs.
@@ -55,6 +56,9 @@ def net_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     kind: str = getattr(request, "param", "afn" if "afn" in NET_KINDS else "loopnet")
     if kind == "loopnet":
         monkeypatch.setattr(_net, "_aiofastnet", None)
+    else:
+        # Plain-TCP servers default to the loop's transports; "afn" keeps them on aiofastnet.
+        monkeypatch.setattr(_net, "TCP_SERVERS_USE_AIOFASTNET", True)
     return kind
 
 
