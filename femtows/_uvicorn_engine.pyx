@@ -1,14 +1,16 @@
 # cython: language_level=3
 """The per-message path under ``femtows.uvicorn.FemtowsProtocol`` (internal).
 
-``Engine`` is a core ``WSListener`` written in Cython and the base class of
-``FemtowsProtocol`` (which is plain Python, in femtows/uvicorn.py). What runs once per
-message is here:
+``Engine`` is the base class of ``FemtowsProtocol`` (which is plain Python, in
+femtows/uvicorn.py) and holds the state the per-message path touches; ``Listener`` is the
+core's listener of an accepted connection. What runs once per message is here:
 
-- ``on_ws_frame`` (called by the core through the C vtable) turns a complete TEXT or BINARY
-  frame into the ASGI ``websocket.receive`` event and hands it to the ``receive()`` that is
-  waiting (one future result) or queues it (``ws_max_queue``: above it the transport stops
-  reading). Fragments and CLOSE frames go to ``FemtowsProtocol._on_other_frame``.
+- ``Listener.on_ws_frame`` (called by the core through the C vtable; a final type, so no
+  check for a Python override) passes the frame to ``Engine._frame`` (a C call), which turns a
+  complete TEXT or BINARY frame into the ASGI ``websocket.receive`` event and hands it to the
+  ``receive()`` that is waiting (one future result) or queues it (``ws_max_queue``: above it
+  the transport stops reading). Fragments and CLOSE frames go to
+  ``FemtowsProtocol._on_other_frame``.
 - ``receive()``: a queued event, else a future to wait on.
 - ``send()``: ``websocket.send`` on an open connection whose transport is not paused is one
   core send; everything else (accept, close, the HTTP denial response, a paused transport, a
@@ -20,6 +22,8 @@ This module does not import uvicorn; the states and rules are femtows/uvicorn.py
 cimport cython
 from femtows._core.core cimport WSFrame, WSListener, WSMsgType, WSTransport
 
+import asyncio
+
 # States of one connection (femtows/uvicorn.py imports these).
 _CONNECTING = 0  # the app has not accepted yet
 _RESPONDING = 1  # the app is sending an HTTP response (websocket.http.response extension)
@@ -29,8 +33,10 @@ _CLOSED = 3  # the app sent websocket.close, or the connection was refused
 cdef enum:
     S_OPEN = 2
 
+cdef object _InvalidStateError = asyncio.InvalidStateError
 
-cdef class Engine(WSListener):
+
+cdef class Engine:
     """Frame-to-ASGI-event engine; base class of ``FemtowsProtocol``. Internal."""
 
     cdef public object loop
@@ -47,17 +53,14 @@ cdef class Engine(WSListener):
     cdef public bint _lost
     cdef public bint _app_closed
 
-    # -- core callbacks ------------------------------------------------------------------------
+    # -- core callbacks (through Listener) -----------------------------------------------------
 
-    cpdef on_ws_connected(self, WSTransport transport):
-        self._ws = transport
-
-    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+    cdef int _frame(self, WSTransport transport, WSFrame frame) except -1:
         cdef int op = frame.msg_type
         cdef dict message
         if frame.fin and (op == WSMsgType.BINARY or op == WSMsgType.TEXT):
             if self._state != S_OPEN or self._disconnect is not None:
-                return  # the app closed: what the client still sends is discarded
+                return 0  # the app closed: what the client still sends is discarded
             if op == WSMsgType.BINARY:
                 message = {"type": "websocket.receive", "bytes": frame.get_payload_as_bytes()}
             else:
@@ -66,9 +69,7 @@ cdef class Engine(WSListener):
             self._push(message)
         else:
             self._on_other_frame(transport, frame)
-
-    cpdef on_ws_disconnected(self, WSTransport transport):
-        self._on_disconnected(transport)
+        return 0
 
     cpdef pause_writing(self):
         """The transport's buffer is full: ``send()`` waits until it drains."""
@@ -86,10 +87,13 @@ cdef class Engine(WSListener):
 
     cdef int _push(self, message) except -1:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if waiter is not None:
             self._waiter = None
-            waiter.set_result(message)
-            return 0
+            try:
+                waiter.set_result(message)
+                return 0
+            except _InvalidStateError:
+                pass  # the receive() waiting on it was cancelled: queue the event
         queue = self._queue
         queue.append(message)
         if len(queue) >= self.max_queue and not self._read_paused:
@@ -142,3 +146,33 @@ cdef class Engine(WSListener):
                 ws.send(WSMsgType.TEXT, data)
                 return
         await self._send_slow(message)
+
+
+@cython.final
+cdef class Listener(WSListener):
+    """The core's listener of an accepted connection: forwards to its ``Engine``.
+
+    A final extension type, so the core's per-frame vtable call needs no check for a Python
+    override (``FemtowsProtocol`` is a Python subclass of ``Engine``); the frame goes on to
+    ``Engine`` through its C vtable.
+    """
+
+    cdef Engine engine
+
+    def __cinit__(self, Engine engine):
+        self.engine = engine
+
+    cpdef on_ws_connected(self, WSTransport transport):
+        self.engine._ws = transport
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        self.engine._frame(transport, frame)
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        self.engine._on_disconnected(transport)
+
+    cpdef pause_writing(self):
+        self.engine.pause_writing()
+
+    cpdef resume_writing(self):
+        self.engine.resume_writing()

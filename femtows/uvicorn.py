@@ -47,7 +47,7 @@ from femtows._core.core import (
     WSProtocol,
     WSTransport,
 )
-from femtows._uvicorn_engine import _CLOSED, _CONNECTING, _OPEN, _RESPONDING, Engine
+from femtows._uvicorn_engine import _CLOSED, _CONNECTING, _OPEN, _RESPONDING, Engine, Listener
 from femtows.logs import connection_logger_factory
 
 __all__ = ["FemtowsProtocol"]
@@ -285,6 +285,7 @@ class FemtowsProtocol(Engine, asyncio.Protocol):
         if subprotocol:
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
         response = handshake.WSUpgradeResponse.create_101_response(headers)
+        listener = Listener(self)
         config = self.config
         interval = config.ws_ping_interval
         ping = interval is not None and interval > 0
@@ -294,7 +295,7 @@ class FemtowsProtocol(Engine, asyncio.Protocol):
         core = WSProtocol(
             is_client=False,
             listener_factory=lambda request: handshake.WSUpgradeResponseWithListener(
-                response, self),
+                response, listener),
             logger=_new_core_logger(),
             read_buffer_init_size=16 * 1024,
             max_frame_size=self.max_size,
@@ -356,9 +357,6 @@ class FemtowsProtocol(Engine, asyncio.Protocol):
                 self._deliver({"type": "websocket.receive", "text": buf.decode()})
             else:
                 self._deliver({"type": "websocket.receive", "bytes": bytes(buf)})
-
-    def _on_connected(self, transport: WSTransport) -> None:
-        self._ws = transport
 
     def _on_disconnected(self, transport: WSTransport) -> None:
         hs = transport.close_handshake
