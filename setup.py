@@ -44,6 +44,13 @@ extensions = [
         extra_compile_args=extra_compile_args,
         define_macros=macros,
     ),
+    # femtows.uvicorn: the per-message path under FemtowsProtocol.
+    Extension(
+        "femtows._uvicorn_engine",
+        sources=["femtows/_uvicorn_engine.pyx"],
+        extra_compile_args=extra_compile_args,
+        define_macros=macros,
+    ),
     # femtows.websockets Sans-I/O: the core's frame engine without an event loop.
     Extension(
         "femtows.websockets._sansio",

@@ -43,11 +43,11 @@ from femtows._core.core import (
     WSAutoPingStrategy,
     WSCloseCode,
     WSFrame,
-    WSListener,
     WSMsgType,
     WSProtocol,
     WSTransport,
 )
+from femtows._uvicorn_engine import _CLOSED, _CONNECTING, _OPEN, _RESPONDING, Engine, Listener
 from femtows.logs import connection_logger_factory
 
 __all__ = ["FemtowsProtocol"]
@@ -60,14 +60,7 @@ _MAX_EARLY_DATA = 64 * 1024
 # uvicorn's own implementations wait this long for the peer's CLOSE reply.
 _CLOSE_TIMEOUT = 10.0
 
-# States of one connection.
-_CONNECTING = 0  # the app has not accepted yet
-_RESPONDING = 1  # the app is sending an HTTP response (websocket.http.response extension)
-_OPEN = 2  # accepted: the core protocol owns the transport
-_CLOSED = 3  # the app sent websocket.close, or the connection was refused
-
 _new_core_logger = connection_logger_factory("uvicorn", "server")
-# Looked up once: these are compared or passed on every message.
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
@@ -101,74 +94,7 @@ def _header_str(value: bytes) -> str:
         return value.decode("utf-8", "surrogateescape")
 
 
-class _Listener(WSListener):
-    """The femtows listener of an accepted connection: turns frames into ASGI events."""
-
-    def __init__(self, owner: FemtowsProtocol) -> None:
-        self.owner = owner
-        self.fragments: Optional[bytearray] = None
-        self.fragments_text = False
-
-    def on_ws_connected(self, transport: WSTransport) -> None:
-        self.owner._on_connected(transport)
-
-    def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        op = frame.msg_type
-        if op == _BINARY:
-            if frame.fin:
-                self.owner._deliver({"type": "websocket.receive",
-                                     "bytes": frame.get_payload_as_bytes()})
-            else:
-                self._start_fragments(frame, False)
-        elif op == _TEXT:
-            if frame.fin:
-                self.owner._deliver({"type": "websocket.receive",
-                                     "text": frame.get_payload_as_utf8_text()})
-            else:
-                self._start_fragments(frame, True)
-        elif op == _CONTINUATION:
-            self._continue_fragments(transport, frame)
-        elif op == _CLOSE:
-            code = int(frame.get_close_code()) or 1005
-            self.owner._deliver_disconnect(code, frame.get_close_reason() or "")
-        # PING is answered by the core; PONGs of our keepalive are consumed by the core.
-
-    def _start_fragments(self, frame: WSFrame, text: bool) -> None:
-        self.fragments = bytearray(frame.get_payload_as_memoryview())
-        self.fragments_text = text
-
-    def _continue_fragments(self, transport: WSTransport, frame: WSFrame) -> None:
-        buf = self.fragments
-        if buf is None:  # the core refuses a CONTINUATION without a message; defensive
-            return
-        if len(buf) + frame.payload_size > self.owner.max_size:
-            self.fragments = None
-            reason = f"message exceeds {self.owner.max_size} bytes"
-            self.owner.logger.info("%s: %s, closing with 1009",
-                                   self.owner._log_prefix(), reason)
-            self.owner._deliver_disconnect(1009, reason)
-            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, reason)
-            return
-        buf += frame.get_payload_as_memoryview()
-        if frame.fin:
-            self.fragments = None
-            if self.fragments_text:
-                # The core has checked the UTF-8 of the whole message already.
-                self.owner._deliver({"type": "websocket.receive", "text": buf.decode()})
-            else:
-                self.owner._deliver({"type": "websocket.receive", "bytes": bytes(buf)})
-
-    def on_ws_disconnected(self, transport: WSTransport) -> None:
-        self.owner._on_disconnected(transport)
-
-    def pause_writing(self) -> None:
-        self.owner._pause_writing()
-
-    def resume_writing(self) -> None:
-        self.owner._resume_writing()
-
-
-class FemtowsProtocol(asyncio.Protocol):
+class FemtowsProtocol(Engine, asyncio.Protocol):
     """uvicorn's WebSocket protocol class, on the femtows core.
 
     Pass the class (not an instance) to uvicorn: ``uvicorn.run(app, ws=FemtowsProtocol)``,
@@ -212,7 +138,7 @@ class FemtowsProtocol(asyncio.Protocol):
         self.max_size = int(config.ws_max_size)
         self.max_queue = max(1, int(config.ws_max_queue))
 
-        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self.transport = None  # type: ignore[assignment]
         self.server: Optional[tuple[str, Optional[int]]] = None
         self.client: Optional[tuple[str, int]] = None
         self.scheme = "ws"
@@ -221,17 +147,18 @@ class FemtowsProtocol(asyncio.Protocol):
         self._state = _CONNECTING
         self._buffer = bytearray()
         self._request: Optional[handshake.WSUpgradeRequest] = None
-        self._ws: Optional[WSTransport] = None
-        self._queue: collections.deque[Message] = collections.deque(
-            [{"type": "websocket.connect"}])
-        self._waiter: Optional[asyncio.Future[Message]] = None
-        self._disconnect: Optional[Message] = None
+        self._ws = None
+        self._queue = collections.deque([{"type": "websocket.connect"}])
+        self._waiter = None
+        self._disconnect = None
         self._read_paused = False
-        self._writable: Optional[asyncio.Future[None]] = None  # set while writing is paused
+        self._writable = None  # set while writing is paused
         self._lost = False
         self._app_closed = False
         self._opened = False  # "connection open" / "rejected" logged, "closed" still due
         self._response: Optional[tuple[int, list[tuple[str, str]], bytearray]] = None
+        self._fragments: Optional[bytearray] = None  # a fragmented message being received
+        self._fragments_text = False
 
     # -- asyncio protocol (until the app accepts) ------------------------------------------
 
@@ -268,19 +195,11 @@ class FemtowsProtocol(asyncio.Protocol):
         self._lost = True
         self._deliver_disconnect(1006, "")
         self._forget()
-        self._resume_writing()
+        self.resume_writing()
 
     def eof_received(self) -> Optional[bool]:
         """The client half-closed before the app answered: let the transport close."""
         return None
-
-    def pause_writing(self) -> None:
-        """The transport's buffer is full: ``send()`` waits until it drains."""
-        self._pause_writing()
-
-    def resume_writing(self) -> None:
-        """The transport's buffer drained: waiting ``send()`` calls go on."""
-        self._resume_writing()
 
     def shutdown(self) -> None:
         """uvicorn is shutting down: CLOSE 1012 to an open connection, 500 to a pending one."""
@@ -366,7 +285,7 @@ class FemtowsProtocol(asyncio.Protocol):
         if subprotocol:
             headers.append(("Sec-WebSocket-Protocol", subprotocol))
         response = handshake.WSUpgradeResponse.create_101_response(headers)
-        listener = _Listener(self)
+        listener = Listener(self)
         config = self.config
         interval = config.ws_ping_interval
         ping = interval is not None and interval > 0
@@ -404,10 +323,40 @@ class FemtowsProtocol(asyncio.Protocol):
         # headers and calls on_ws_connected; early frames after the head follow.
         _feed(core, data)
 
-    # -- called by the listener ------------------------------------------------------------
+    # -- called by the engine (femtows/_uvicorn_engine.pyx) -------------------------------
 
-    def _on_connected(self, transport: WSTransport) -> None:
-        self._ws = transport
+    def _on_other_frame(self, transport: WSTransport, frame: WSFrame) -> None:
+        """A frame that is not a whole TEXT/BINARY message: fragments, CLOSE."""
+        op = frame.msg_type
+        if op == _BINARY or op == _TEXT:  # the first fragment of a message
+            self._fragments = bytearray(frame.get_payload_as_memoryview())
+            self._fragments_text = op == _TEXT
+        elif op == _CONTINUATION:
+            self._continue_fragments(transport, frame)
+        elif op == _CLOSE:
+            code = int(frame.get_close_code()) or 1005
+            self._deliver_disconnect(code, frame.get_close_reason() or "")
+        # PING is answered by the core; PONGs of our keepalive are consumed by the core.
+
+    def _continue_fragments(self, transport: WSTransport, frame: WSFrame) -> None:
+        buf = self._fragments
+        if buf is None:  # the core refuses a CONTINUATION without a message; defensive
+            return
+        if len(buf) + frame.payload_size > self.max_size:
+            self._fragments = None
+            reason = f"message exceeds {self.max_size} bytes"
+            self.logger.info("%s: %s, closing with 1009", self._log_prefix(), reason)
+            self._deliver_disconnect(1009, reason)
+            transport.send_close(WSCloseCode.MESSAGE_TOO_BIG, reason)
+            return
+        buf += frame.get_payload_as_memoryview()
+        if frame.fin:
+            self._fragments = None
+            if self._fragments_text:
+                # The core has checked the UTF-8 of the whole message already.
+                self._deliver({"type": "websocket.receive", "text": buf.decode()})
+            else:
+                self._deliver({"type": "websocket.receive", "bytes": bytes(buf)})
 
     def _on_disconnected(self, transport: WSTransport) -> None:
         hs = transport.close_handshake
@@ -420,20 +369,7 @@ class FemtowsProtocol(asyncio.Protocol):
         self._lost = True
         self._deliver_disconnect(code, reason)
         self._forget()
-        self._resume_writing()
-
-    def _deliver(self, message: Message) -> None:
-        if self._state != _OPEN or self._disconnect is not None:
-            return  # the app closed: what the client still sends is discarded
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            self._waiter = None
-            waiter.set_result(message)
-            return
-        self._queue.append(message)
-        if len(self._queue) >= self.max_queue and not self._read_paused:
-            self._read_paused = True
-            self.transport.pause_reading()
+        self.resume_writing()
 
     def _deliver_disconnect(self, code: int, reason: str) -> None:
         if self._disconnect is not None:
@@ -450,15 +386,6 @@ class FemtowsProtocol(asyncio.Protocol):
             # Keep reading: the peer's CLOSE reply must be seen to finish the handshake.
             self._read_paused = False
             self.transport.resume_reading()
-
-    def _pause_writing(self) -> None:
-        if self._writable is None:
-            self._writable = self.loop.create_future()
-
-    def _resume_writing(self) -> None:
-        fut, self._writable = self._writable, None
-        if fut is not None and not fut.done():
-            fut.set_result(None)
 
     def _forget(self) -> None:
         self.connections.discard(self)
@@ -506,30 +433,9 @@ class FemtowsProtocol(asyncio.Protocol):
             # 1006); a WebSocket ends with a closing handshake.
             ws.send_close(code, reason)
 
-    async def receive(self) -> Message:
-        """ASGI ``receive``: connect, then receive events, then one disconnect event."""
-        queue = self._queue
-        if queue:
-            message = queue.popleft()
-            if self._read_paused and len(queue) < self.max_queue // 2 + 1:
-                self._read_paused = False
-                self.transport.resume_reading()
-            return message
-        if self._disconnect is not None:
-            return self._disconnect  # every later call gets the disconnect again
-        if self._waiter is not None:
-            raise RuntimeError("receive() is already awaited by another task")
-        waiter: asyncio.Future[Message] = self.loop.create_future()
-        self._waiter = waiter
-        try:
-            return await waiter
-        finally:
-            if self._waiter is waiter:
-                self._waiter = None
-
-    async def send(self, message: Message) -> None:
-        """ASGI ``send``: accept / close / http.response.* before accepting; send / close
-        after."""
+    async def _send_slow(self, message: Message) -> None:
+        """ASGI ``send`` for everything but the common case the engine handles itself
+        (``websocket.send`` on an open connection whose transport is not paused)."""
         if self._writable is not None:
             await asyncio.shield(self._writable)
         kind = message["type"]

@@ -16,6 +16,8 @@ Endpoints (identical behaviour in both apps):
 * ``/flood?n=N&size=S``: sends N binary messages of S bytes (the index repeated), then closes
   with 1000 (faster than the client reads: the send side's flow control).
 * ``/return``: accepts, sends ``ready`` and returns without closing.
+* ``/cancel``: accepts, cancels a ``receive()`` that is waiting, sends ``ready``, then echoes
+  one text message and closes with 1000 (a cancelled receive loses nothing).
 * ``/disconnect``: accepts, waits for the client to go, and records the disconnect code in
   ``DISCONNECTS`` (see :func:`expect_disconnect`).
 """
@@ -167,6 +169,20 @@ async def return_(ws: WebSocket) -> None:
     await ws.send_text("ready")
 
 
+async def cancel(ws: WebSocket) -> None:
+    await ws.accept()
+    waiting = asyncio.ensure_future(ws.receive_text())
+    await asyncio.sleep(0)  # one loop turn: the task is now waiting in receive()
+    waiting.cancel()
+    try:
+        await waiting
+    except asyncio.CancelledError:
+        pass
+    await ws.send_text("ready")
+    await ws.send_text(await ws.receive_text())
+    await ws.close()
+
+
 async def disconnect(ws: WebSocket) -> None:
     await ws.accept()
     await ws.send_text("ready")
@@ -192,6 +208,7 @@ def starlette_app() -> Starlette:
         WebSocketRoute("/disconnect", disconnect),
         WebSocketRoute("/return", return_),
         WebSocketRoute("/flood", flood),
+        WebSocketRoute("/cancel", cancel),
     ])
 
 
@@ -243,6 +260,10 @@ def fastapi_app() -> FastAPI:
     @app.websocket("/flood")
     async def _flood(ws: FastAPIWebSocket) -> None:
         await flood(ws)
+
+    @app.websocket("/cancel")
+    async def _cancel(ws: FastAPIWebSocket) -> None:
+        await cancel(ws)
 
     @app.websocket("/return")
     async def _return(ws: FastAPIWebSocket) -> None:

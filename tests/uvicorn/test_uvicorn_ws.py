@@ -77,6 +77,20 @@ async def test_echo_burst_with_small_queue(impl: str, app_name: str, client: str
 
 @impl_param
 @app_param
+@pytest.mark.parametrize("client", list(CLIENTS))
+async def test_cancelled_receive_loses_nothing(impl: str, app_name: str, client: str,
+        connect: Connect) -> None:
+    # The app cancels a receive() while it waits: the next receive() gets the next message.
+    async with serve(impl, app_name) as srv:
+        conn = await connect(srv.url("/cancel"))
+        assert await conn.recv() == "ready"
+        await conn.send("after the cancel")
+        assert await conn.recv() == "after the cancel"
+        await conn.close()
+
+
+@impl_param
+@app_param
 @client_param
 async def test_json(impl: str, app_name: str, client: str,
         connect: Connect) -> None:
