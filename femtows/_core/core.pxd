@@ -130,6 +130,10 @@ cdef class WSTransport:
     cdef size_t _mask_pool_pos
     cdef PerMessageDeflate _pmd      # permessage-deflate negotiated, else None
     cdef bint _pmd_sending           # the message being sent is compressed
+    # Direct sends from another thread (femtows.websockets.sync; see _send_from_thread).
+    cdef public bint _send_holds_gil # set by the sync layer: sendmsg() keeps the GIL
+    cdef bint _tx_queued             # bytes may be queued in the transport (or a send is in progress)
+    cdef bytes _pending              # rest of a partial direct send; goes out before anything else
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=*, bint rsv1=*, bint rsv2=*,
                bint rsv3=*, bint compress=*)
@@ -157,6 +161,7 @@ cdef class WSTransport:
                     size_t body_len) except -1
     cdef int _reserve_wbuf(self, size_t size) except -1
     cdef uint32_t _next_mask_key(self) except? 0
+    cdef int _flush_pending(self) except -1
     cdef int _send_close_payload(self, int code, bytes reason) except -1
     cdef int _send_close_raw(self, const char *ptr, Py_ssize_t size) except -1
     cdef int _arm_close_timer(self) except -1

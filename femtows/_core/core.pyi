@@ -2,7 +2,7 @@
 
 import asyncio
 import enum
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 from femtows.handshake import WSDeflateParams, WSUpgradeRequest, WSUpgradeResponse
 
@@ -117,6 +117,15 @@ class WSTransport:
     pong_received_at_future: Optional[asyncio.Future[float]]
     listener_proxy: Optional[WSListener]
     auto_ping_expect_pong: bool
+    # Internal: direct sends from another thread (femtows.websockets.sync).
+    _send_holds_gil: bool
+    def _send_from_thread(
+        self,
+        first_byte: int,
+        message: Union[bytes, str],
+        closing_probe: Optional[Callable[[], bool]],
+    ) -> int: ...
+    def _flush_direct_rest(self) -> None: ...
     def send(
         self,
         msg_type: WSMsgType,

@@ -518,18 +518,29 @@ cdef class WSTransport:
             if self._debug:
                 self._logger.log(FEMTOWS_DEBUG_LL, "send after disconnect ignored")
             return 0
+        if self._pending is not None:
+            self._flush_pending()
         # The direct send is only safe while the transport is open (uvloop closes the fd at
         # once on an error, connection_lost comes a loop iteration later, and the fd number may
         # be reused meanwhile: checked above) and has nothing queued (ordering).
         if self._fd >= 0 and self._t_write_buffer_size() == 0:
-            with nogil:
+            if not self._send_holds_gil:
+                with nogil:
+                    sent = femtows_sendv(self._fd, head, head_len, body, body_len)
+            elif self._pending is None:
+                # Another thread may send directly (_send_from_thread): the GIL, held from the
+                # check above to the end of sendmsg(), keeps its frames out of this one.
+                self._tx_queued = False
                 sent = femtows_sendv(self._fd, head, head_len, body, body_len)
+            else:
+                self._flush_pending()   # its rest arrived meanwhile: it goes first
             if <size_t>sent == total:
                 return 0
             if sent < 0:
                 # EAGAIN: the kernel buffer is full; anything else (EPIPE, ECONNRESET) is
                 # reported by the transport itself when it retries the write below.
                 sent = 0
+        self._tx_queued = True
         if self._write_nocheck is not None:
             # aiofastnet sends (or encrypts) at once and copies only what it has to keep, so
             # it gets views of our buffers: no allocation and no copy here.
@@ -556,6 +567,97 @@ cdef class WSTransport:
             memcpy(dst, body + (sent - head_len), total - sent)
         self.underlying_transport.write(rest)
         return 0
+
+    cdef int _flush_pending(self) except -1:
+        """Give the transport the rest of a partial direct send (on the loop's thread)."""
+        cdef bytes rest = self._pending
+        self._pending = None
+        self._tx_queued = True
+        if self._write_nocheck is not None:
+            self._write_nocheck(rest)
+        else:
+            self.underlying_transport.write(rest)
+        return 0
+
+    def _flush_direct_rest(self):
+        """On the loop's thread, soon after a partial ``_send_from_thread``: send its rest."""
+        if self._pending is not None:
+            if self._disconnect_called or self._disconnected or self._t_is_closing():
+                self._pending = None
+            else:
+                self._flush_pending()
+
+    def _send_from_thread(self, uint8_t first_byte, message, closing_probe):
+        """Send one whole-message frame from a thread other than the loop's (the threading
+        API), straight to the socket; femtows.websockets.sync.connection explains why this is
+        safe. ``_send_holds_gil`` must have been set on the loop's thread first.
+
+        ``message`` is bytes or str; ``closing_probe`` is the transport's ``is_closing`` when
+        it is thread-safe and its transport closes the fd before connection_lost (uvloop), else
+        None. Returns -1: nothing was sent, use the loop; 0: sent; n > 0: n bytes are kept for
+        the loop's thread, which sends them before anything else (``_flush_direct_rest``).
+        """
+        cdef const char *ptr
+        cdef Py_ssize_t size
+        cdef char head[14]
+        cdef char *a
+        cdef const char *b = NULL
+        cdef size_t alen, blen = 0, total
+        cdef ssize_t sent
+        cdef uint32_t key = 0
+        cdef bytes rest
+        cdef char *dst
+        if PyBytes_CheckExact(message):
+            ptr = PyBytes_AS_STRING(message)
+            size = PyBytes_GET_SIZE(message)
+        elif PyUnicode_CheckExact(message):
+            ptr = PyUnicode_AsUTF8AndSize(message, &size)
+        else:
+            return -1
+        if not self._send_holds_gil or self._fd < 0 or self._pmd is not None:
+            return -1
+        if self.is_client_side:
+            if <size_t>size > _mask_chunk:
+                return -1
+            key = self._next_mask_key()    # may call os.urandom, which releases the GIL
+            a = PyByteArray_AS_STRING(_thread_mask_scratch(14 + <size_t>size))
+        else:
+            a = head
+        if closing_probe is not None and closing_probe():
+            return -1
+        # From here to the end of sendmsg() no Python code runs, so the GIL is not released:
+        # no other thread can send, close or queue anything in between.
+        if (self._tx_queued or self._pending is not None or self.is_close_frame_sent
+                or self._disconnect_called or self._disconnected):
+            return -1
+        alen = _encode_header(a, first_byte, <size_t>size, self.is_client_side)
+        if self.is_client_side:
+            femtows_store_u32(a + alen, key)
+            alen += 4
+            if size:
+                femtows_mask_copy(<unsigned char *>a + alen, <const unsigned char *>ptr,
+                                  <size_t>size, key)
+            alen += <size_t>size
+        else:
+            b = ptr
+            blen = <size_t>size
+        total = alen + blen
+        sent = femtows_sendv(self._fd, a, alen, b, blen)
+        if <size_t>sent == total:
+            return 0
+        if sent < 0:
+            sent = 0                    # EAGAIN, or an error the transport reports later
+        self._tx_queued = True
+        rest = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(total - <size_t>sent))
+        dst = PyBytes_AS_STRING(rest)
+        if <size_t>sent < alen:
+            memcpy(dst, a + sent, alen - <size_t>sent)
+            if blen:
+                memcpy(dst + alen - <size_t>sent, b, blen)
+        else:
+            memcpy(dst, b + (<size_t>sent - alen), total - <size_t>sent)
+        self._pending = rest
+        return <Py_ssize_t>(total - <size_t>sent)
 
     cdef int _send_frame(self, uint8_t first_byte, const char *ptr, size_t size) except -1:
         cdef char *h
@@ -638,6 +740,11 @@ cdef class WSTransport:
         if self._fd < 0 and self._write_nocheck is None:
             # The loop's TLS transport keeps what it is given: mask straight into a bytes.
             return self._queue_masked(head, head_len, ptr, size, key)
+        if self._send_holds_gil:
+            if self._pending is not None:
+                self._flush_pending()
+            if size > _mask_chunk:
+                self._tx_queued = True  # no direct send from another thread between chunks
         s = PyByteArray_AS_STRING(_thread_mask_scratch(14 + min(size, _mask_chunk)))
         memcpy(s, head, head_len)
         while True:
@@ -651,8 +758,11 @@ cdef class WSTransport:
             size -= n
             off = 0
             if self._can_send_direct():
-                with nogil:
+                if self._send_holds_gil:
                     sent = femtows_sendv(self._fd, s, head_len + n, NULL, 0)
+                else:
+                    with nogil:
+                        sent = femtows_sendv(self._fd, s, head_len + n, NULL, 0)
                 if <size_t>sent == head_len + n:
                     head_len = 0
                     continue
@@ -666,6 +776,7 @@ cdef class WSTransport:
         """Give the transport done[:done_len] followed by ptr[:size] masked, as one bytes."""
         cdef bytes data = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>(done_len + size))
         cdef char *d = PyBytes_AS_STRING(data)
+        self._tx_queued = True
         memcpy(d, done, done_len)
         femtows_mask_copy(<unsigned char *>d + done_len, <const unsigned char *>ptr, size, key)
         if self._write_nocheck is not None:
@@ -888,6 +999,8 @@ cdef class WSTransport:
             return
         if self._disconnect_called and graceful:
             return
+        if graceful and self._pending is not None and not self._t_is_closing():
+            self._flush_pending()
         self._disconnect_called = True
         if graceful:
             self.underlying_transport.close()

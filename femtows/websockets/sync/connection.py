@@ -8,10 +8,46 @@ thread is blocked in ``recv``. The per-message paths avoid a coroutine round tri
 - ``recv``: the user thread takes a queued frame from the engine, or installs a
   ``SyncWaiter`` that the engine's ``on_ws_frame`` completes with the whole message; the
   thread waits on a plain lock.
-- ``send`` of ``str``/bytes-like: the frame is queued to the loop with
+- ``send`` of ``str``/bytes-like on a plain TCP connection without compression: the user
+  thread writes the frame to the socket itself (``WSTransport._send_from_thread``, one
+  non-blocking ``sendmsg``), as websockets' ``sendall`` does, when nothing else can be in
+  the way (see "Direct sends" below). Otherwise the frame is queued to the loop with
   ``call_soon_threadsafe`` and ``send`` returns; once more than ``SEND_BUFFER`` bytes were
   queued without a check, or the transport is over its write limit, ``send`` waits for the
   loop to flush (backpressure, like a blocking ``sendall``).
+
+Direct sends: why two threads writing one socket cannot corrupt the byte stream.
+
+1. Mutual exclusion. The first frame ``send`` queues to the loop turns on
+   ``_send_holds_gil`` on the loop's thread; from then on the core's loop-thread writes keep
+   the GIL across ``sendmsg`` instead of releasing it. The direct send runs with the GIL from
+   its checks to the end of its ``sendmsg`` and calls no Python code in between (so the GIL
+   cannot be handed over). The two threads' ``sendmsg`` calls therefore never overlap, and
+   the direct send builds its frame in the user thread's own scratch buffer (client) or on
+   the stack plus the caller's payload (server), never in the connection's ``_wbuf``.
+2. Nothing queued. The core sets ``_tx_queued`` before every hand-over to the transport
+   (whose buffered bytes libuv / aiofastnet may write at any time, without the GIL) and
+   clears it only on the loop's thread, with the GIL held, right before a direct ``sendmsg``
+   that it makes after seeing the transport's buffer empty. A direct send needs
+   ``_tx_queued`` clear, so it never overtakes bytes the transport holds. Large client
+   frames sent in chunks set it for their whole duration.
+3. Partial writes. If the kernel takes only part of a direct frame, the rest is kept in the
+   core (``_pending``) and ``_tx_queued`` is set, both before the GIL can be released, and
+   a ``call_soon_threadsafe(_flush_direct_rest)`` is queued. The user thread never hands
+   anything to the transport (not thread-safe). Every loop-thread write (a pong, a ping,
+   close) first gives ``_pending`` to the transport, and re-checks it with the GIL held right
+   before its own ``sendmsg``; so the rest always goes out first. Later ``send`` calls take
+   the loop path (FIFO behind the flush) until the loop sees the buffer empty again; the
+   rest counts toward ``SEND_BUFFER`` (backpressure).
+4. Ordering with the loop path. ``send`` counts frames it queued to the loop and goes direct
+   only when the loop has written all of them; fragmented sends, pings, pongs and close are
+   waited for by the calling thread, and ``_send_lock`` serialises senders.
+5. A closed or closing connection: the direct send refuses (and ``send`` takes the loop
+   path, today's behaviour) once the close frame was sent or the transport was closed. The
+   fd is never used after it was closed: asyncio and aiofastnet close it after
+   ``connection_lost`` (checked with the GIL held), and uvloop's thread-safe ``is_closing``
+   is asked right before the checks. TLS, Unix sockets, compression, debug logging, other
+   transports and Python builds without a GIL always use the loop path.
 
 Everything else (close, ping, pong, fragmented sends, errors) runs as a coroutine of the
 asyncio connection, waited for by the calling thread.
@@ -21,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -49,15 +86,33 @@ _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONTINUATION = WSMsgType.CONTINUATION
 _monotonic = time.monotonic
+# Direct sends rely on the GIL (free-threaded builds: the loop path only).
+_GIL = getattr(sys, "_is_gil_enabled", lambda: True)
 
 
-def _send_one(conn: AsyncConnection, op: WSMsgType, data: Any) -> None:
+def _send_one(sync: Connection, op: WSMsgType, data: Any) -> None:
     # On the loop: one whole message queued by Connection.send. If the connection closed in
     # between, the message is dropped, as bytes written into a closing socket would be.
-    if conn._state == 1 and conn._wst.close_handshake is None:
-        if conn._debug:
-            conn._log_frame(">", op, data, True)
-        conn._wst.send(op, data)
+    conn = sync._conn
+    try:
+        if conn._state == 1 and conn._wst.close_handshake is None:
+            if conn._debug:
+                conn._log_frame(">", op, data, True)
+            if sync._direct is None:
+                sync._init_direct()
+            conn._wst.send(op, data)
+    finally:
+        sync._done += 1
+
+
+def _closing_probe(transport: Any) -> Any:
+    """What ``_send_from_thread`` needs for this transport, or False: no direct sends."""
+    module = type(transport).__module__
+    if module.startswith("uvloop"):
+        return transport.is_closing  # thread-safe; uvloop closes the fd before connection_lost
+    if module.startswith("aiofastnet.") or module == "asyncio.selector_events":
+        return None  # the fd is closed after connection_lost, which the core checks
+    return False
 
 
 def _convert(op: int, data: Any, decode: Optional[bool]) -> Data:
@@ -94,6 +149,28 @@ class Connection:
         self._send_lock = threading.Lock()
         self._fragmenting = False
         self._queued = 0
+        # Frames queued to the loop (written by the user thread) and written by it (by the
+        # loop): a direct send needs them equal (ordering).
+        self._scheduled = 0
+        self._done = 0
+        self._partial_sends = 0  # direct writes the kernel took only part of (tests)
+        # Direct sends: None until the first send decides, on the loop's thread.
+        self._direct: Optional[bool] = None
+        self._probe: Any = None
+
+    def _init_direct(self) -> None:
+        # On the loop's thread, at the first send (the server side builds the connection
+        # before its handshake): may the user thread send directly from now on?
+        conn = self._conn
+        wst = conn._wst
+        probe = _closing_probe(conn.transport)
+        if (probe is False or conn._debug or wst is None or wst.compression is not None
+                or not _GIL()):
+            self._direct = False
+            return
+        wst._send_holds_gil = True  # before any direct send: see "Direct sends" above
+        self._probe = probe
+        self._direct = True
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -357,7 +434,20 @@ class Connection:
             if not (conn._state == 1 and conn._wst.close_handshake is None):
                 _loop.run(conn._send_frame(op, message, True))  # raises ConnectionClosed
                 return
-            self._loop.call_soon_threadsafe(_send_one, conn, op, message)
+            if self._direct and self._scheduled == self._done:
+                rest = conn._wst._send_from_thread(0x80 | op, message, self._probe)
+                if rest == 0:
+                    return
+                if rest > 0:
+                    self._partial_sends += 1
+                    self._loop.call_soon_threadsafe(conn._wst._flush_direct_rest)
+                    self._queued += rest
+                    if self._queued >= SEND_BUFFER or conn._write_paused:
+                        self._queued = 0
+                        _loop.run(conn._drain())
+                    return
+            self._scheduled += 1
+            self._loop.call_soon_threadsafe(_send_one, self, op, message)
             self._queued += len(message)
             if self._queued >= SEND_BUFFER or conn._write_paused:
                 self._queued = 0
