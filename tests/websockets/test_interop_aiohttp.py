@@ -27,6 +27,7 @@ from femtows.websockets.asyncio.server import ServerConnection, serve
 from femtows.websockets.exceptions import ConnectionClosedError
 from femtows.websockets.extensions.permessage_deflate import PerMessageDeflate
 from tests.conftest import TLSConfig
+from tests.test_interop import aiohttp_echo, websockets_echo
 
 MiB = 1024 * 1024
 MAX_SIZE = 4 * MiB
@@ -108,19 +109,6 @@ def femtows_client(url: str, tls: Optional[TLSConfig] = None, **kwargs: Any) -> 
 async def femtows_echo(ws: ServerConnection) -> None:
     async for message in ws:
         await ws.send(message)
-
-
-async def websockets_echo(ws: Any) -> None:
-    async for message in ws:
-        await ws.send(message)
-
-
-async def aiohttp_echo(ws: web.WebSocketResponse) -> None:
-    async for msg in ws:
-        if msg.type == aiohttp.WSMsgType.TEXT:
-            await ws.send_str(msg.data)
-        elif msg.type == aiohttp.WSMsgType.BINARY:
-            await ws.send_bytes(msg.data)
 
 
 async def aiohttp_recv(ws: aiohttp.ClientWebSocketResponse) -> Message:
