@@ -434,21 +434,20 @@ class Connection:
             if not (conn._state == 1 and conn._wst.close_handshake is None):
                 _loop.run(conn._send_frame(op, message, True))  # raises ConnectionClosed
                 return
+            rest = -1
             if self._direct and self._scheduled == self._done:
                 rest = conn._wst._send_from_thread(0x80 | op, message, self._probe)
                 if rest == 0:
                     return
-                if rest > 0:
-                    self._partial_sends += 1
-                    self._loop.call_soon_threadsafe(conn._wst._flush_direct_rest)
-                    self._queued += rest
-                    if self._queued >= SEND_BUFFER or conn._write_paused:
-                        self._queued = 0
-                        _loop.run(conn._drain())
-                    return
-            self._scheduled += 1
-            self._loop.call_soon_threadsafe(_send_one, self, op, message)
-            self._queued += len(message)
+            if rest > 0:
+                # The kernel took part of it: the loop's thread sends the rest first.
+                self._partial_sends += 1
+                self._loop.call_soon_threadsafe(conn._wst._flush_direct_rest)
+                self._queued += rest
+            else:
+                self._scheduled += 1
+                self._loop.call_soon_threadsafe(_send_one, self, op, message)
+                self._queued += len(message)
             if self._queued >= SEND_BUFFER or conn._write_paused:
                 self._queued = 0
                 _loop.run(conn._drain())
