@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import signal
 import socket
 import threading
 from collections.abc import Iterator
@@ -273,6 +274,57 @@ def test_connect_errors_compared_with_websockets() -> None:
                 assert type(info.value) is exc_type
             texts.append((type(info.value).__name__, str(info.value)))
         assert texts[0] == texts[1]
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def test_a_signal_interrupts_a_blocked_recv_and_no_message_is_lost() -> None:
+    # The main thread waits in recv() without a timeout; a helper thread signals it until
+    # the handler runs inside that wait (the handler ignores the signal anywhere else, so
+    # the test cannot pass by interrupting something before recv). The exception comes out
+    # of recv, and the connection goes on: the next recv gets the server's message.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.fail("signal handlers run in the main thread only")
+    main_id = threading.get_ident()
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        code = frame.f_code if frame is not None else None
+        if code is not None and code.co_filename.endswith("sync/connection.py"):
+            interrupted.set()
+            raise Interrupted
+
+    def handler(ws: Any) -> None:
+        assert ws.recv() == "go"
+        ws.send("after")
+        ws.recv()
+
+    old = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        with sync_server(f_server, handler) as uri, f_client.connect(uri) as ws:
+
+            def poke() -> None:
+                # Signal until the handler ran in recv; after WAIT give up and close the
+                # connection, so that a recv the signal cannot reach ends (and fails).
+                for _ in range(int(WAIT / 0.02)):
+                    if interrupted.wait(0.02):
+                        return
+                    signal.pthread_kill(main_id, signal.SIGUSR1)
+                ws.close()
+
+            poker = threading.Thread(target=poke)
+            poker.start()
+            try:
+                with pytest.raises(Interrupted):
+                    ws.recv()
+            finally:
+                poker.join(WAIT + 1)
+            ws.send("go")
+            assert ws.recv(timeout=WAIT) == "after"
+    finally:
+        signal.signal(signal.SIGUSR1, old)
 
 
 # -- closing from another thread, peer vanishing -------------------------------------------

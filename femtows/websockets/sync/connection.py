@@ -7,7 +7,7 @@ thread is blocked in ``recv``. The per-message paths avoid a coroutine round tri
 
 - ``recv``: the user thread takes a queued frame from the engine, or installs a
   ``SyncWaiter`` that the engine's ``on_ws_frame`` completes with the whole message; the
-  thread waits on a plain lock.
+  thread waits on a raw lock that the loop thread releases with the GIL dropped.
 - ``send`` of ``str``/bytes-like on a plain TCP connection without compression: the user
   thread writes the frame to the socket itself (``WSTransport._send_from_thread``, one
   non-blocking ``sendmsg``), as websockets' ``sendall`` does, when nothing else can be in
@@ -301,14 +301,22 @@ class Connection:
             waiter = SyncWaiter()
             result = conn._sync_take(waiter, decode, fast)
             if result is None:
-                if deadline is None:
-                    waiter.lock.acquire()
-                else:
-                    # As websockets, the message shows the time left when the wait began.
-                    remaining = deadline - _monotonic()
-                    if remaining <= 0 or not waiter.lock.acquire(True, remaining):
-                        if conn._sync_cancel(waiter):
-                            raise TimeoutError(f"timed out in {remaining:.1f}s")
+                remaining = 0.0
+                try:
+                    if deadline is None:
+                        acquired = waiter.wait()
+                    else:
+                        # As websockets, the message shows the time left when the wait began.
+                        remaining = deadline - _monotonic()
+                        acquired = remaining > 0 and waiter.wait(remaining)
+                except BaseException:
+                    # A signal handler raised (Ctrl-C) while this thread waited. A message
+                    # handed over in the meantime is kept for the next recv, not lost.
+                    if not conn._sync_cancel(waiter) and fast and waiter.result is not None:
+                        conn._put_back([(conn._handoff_op, True, waiter.result)])
+                    raise
+                if not acquired and conn._sync_cancel(waiter):
+                    raise TimeoutError(f"timed out in {remaining:.1f}s")
                 result = waiter.result
                 if result is None:
                     continue
