@@ -134,6 +134,11 @@ cdef class WSTransport:
     cdef public bint _send_holds_gil # set by the sync layer: sendmsg() keeps the GIL
     cdef bint _tx_queued             # bytes may be queued in the transport (or a send is in progress)
     cdef bytes _pending              # rest of a partial direct send; goes out before anything else
+    # Reading by another thread (femtows.websockets.sync): set on the loop's thread after
+    # pausing the transport's reading; the loop neither reads nor trims the read buffer.
+    cdef public bint _ext_reading
+    cdef char *_ext_room(self, size_t *room) except? NULL
+    cdef bint _ext_commit(self, size_t n) except -1
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=*, bint rsv1=*, bint rsv2=*,
                bint rsv3=*, bint compress=*)

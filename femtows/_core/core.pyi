@@ -119,6 +119,8 @@ class WSTransport:
     auto_ping_expect_pong: bool
     # Internal: direct sends from another thread (femtows.websockets.sync).
     _send_holds_gil: bool
+    _ext_reading: bool
+    def _ext_resume(self) -> None: ...
     def _send_from_thread(
         self,
         first_byte: int,

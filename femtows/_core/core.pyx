@@ -659,6 +659,38 @@ cdef class WSTransport:
         self._pending = rest
         return <Py_ssize_t>(total - <size_t>sent)
 
+    cdef char *_ext_room(self, size_t *room) except? NULL:
+        """In the thread that holds the socket (femtows.websockets.sync), with the GIL: where
+        its next recv() may write, ``room[0]`` bytes of the private read buffer, which nothing
+        else moves or frees until ``_ext_commit`` (the loop's shrink timer skips it while
+        ``_ext_reading``). The caller holds a reference to ``_protocol`` (the buffer's owner)
+        until then. NULL: the connection is no longer open."""
+        room[0] = 0
+        if not self._ext_reading:
+            raise RuntimeError("_ext_room outside of an external read")
+        if self._protocol is None or self._disconnected:
+            return NULL
+        return (<WSProtocolCore>self._protocol)._ext_room(room)
+
+    cdef bint _ext_commit(self, size_t n) except -1:
+        """Parse the ``n`` bytes recv() put where ``_ext_room`` said; True: the loop must take
+        over (see ``WSProtocolCore._ext_commit``)."""
+        cdef WSProtocolCore proto
+        if self._protocol is None or self._disconnected:
+            return True
+        # A strong reference for the whole parse: connection_lost (on the loop's thread, if
+        # it runs while the GIL is let go in here) drops the transport's one.
+        proto = <WSProtocolCore>self._protocol
+        return proto._ext_commit(n)
+
+    def _ext_resume(self):
+        """On the loop's thread, after ``_ext_reading`` was cleared: parse what the other
+        thread left buffered. The caller resumes the transport's reading."""
+        if self._ext_reading:
+            raise RuntimeError("_ext_resume while another thread reads")
+        if self._protocol is not None and not self._disconnected:
+            (<WSProtocolCore>self._protocol)._ext_resume()
+
     cdef int _send_frame(self, uint8_t first_byte, const char *ptr, size_t size) except -1:
         cdef char *h
         cdef size_t hlen
@@ -1241,6 +1273,10 @@ cdef class WSProtocolCore:
         bytes _request_bytes
         str _key
         bint _warned_backpressure
+        # Reading by another thread (femtows.websockets.sync, see _ext_feed): parse only plain
+        # whole data frames and stop before anything else, leaving it for the loop.
+        bint _ext_parse
+        bint _ext_stopped
         # While the transport is over its high watermark, auto-pong answers only the latest
         # PING, on resume_writing (RFC 6455 §5.5.3): a peer that sends PINGs and never reads
         # cannot make us queue PONGs without bound.
@@ -1577,8 +1613,9 @@ cdef class WSProtocolCore:
         """Free the private read buffer if it is empty now (reads go to the shared buffer
         again); if data is buffered (a frame still arriving), look again one period later."""
         self._shrink_timer = None
-        if self._state == DISCONNECTED or self._rbuf == NULL or self._using_shared:
-            return
+        if (self._state == DISCONNECTED or self._rbuf == NULL or self._using_shared
+                or self._transport is not None and self._transport._ext_reading):
+            return  # (another thread reads into this buffer now; _ext_feed trims it)
         if self._rstart != self._rend:
             self._arm_shrink_timer()
             return
@@ -1967,6 +2004,9 @@ cdef class WSProtocolCore:
         while self._state != DISCONNECTED:
             avail = self._rend - self._rstart
             p = self._rbuf + self._rstart
+            if self._ext_parse and (self._skip or self._state != OPEN):
+                self._ext_stopped = True
+                return
             if self._skip:
                 # Counting past the payload of a frame refused with 1009, without buffering it.
                 if avail == 0:
@@ -1977,6 +2017,9 @@ cdef class WSProtocolCore:
                 continue
             rc = _parse_header(p, avail, &h)
             if rc == NEED_MORE:
+                return
+            if self._ext_parse and not self._ext_simple(rc, &h):
+                self._ext_stopped = True
                 return
             if self._state != OPEN:
                 # Closing: nothing more is delivered. We only look for the peer's CLOSE to
@@ -2036,6 +2079,9 @@ cdef class WSProtocolCore:
                         st = femtows_utf8_validate(self._partial_utf8,
                                                    <const unsigned char *>payload + done, n)
                         if st == FEMTOWS_UTF8_REJECT:
+                            if self._ext_parse:
+                                self._ext_stopped = True  # the loop fails it
+                                return
                             self._fail(1007, "invalid UTF-8 in a TEXT message")
                             return
                         self._partial_utf8 = st
@@ -2060,6 +2106,11 @@ cdef class WSProtocolCore:
                                                <const unsigned char *>payload + done,
                                                <size_t>h.payload_len - done)
                     if st == FEMTOWS_UTF8_REJECT or (h.fin and st != FEMTOWS_UTF8_ACCEPT):
+                        if self._ext_parse:
+                            # Nothing is consumed: the loop parses this frame again and fails.
+                            self._partial_done = done
+                            self._ext_stopped = True
+                            return
                         self._fail(1007, "invalid UTF-8 in a TEXT message")
                         return
                     self._utf8_state = st
@@ -2072,6 +2123,15 @@ cdef class WSProtocolCore:
                     # The peer has sent its CLOSE already: with ours the handshake is over.
                     self._on_closing_handshake_done()
                     return
+            if (self._ext_parse and op == 1 and not is_text
+                    and femtows_utf8_validate(FEMTOWS_UTF8_ACCEPT,
+                                              <const unsigned char *>payload,
+                                              <size_t>h.payload_len) != FEMTOWS_UTF8_ACCEPT):
+                # The layer above validates TEXT itself (its own error wording): invalid text
+                # goes to the loop, which delivers it there.
+                self._partial_done = done
+                self._ext_stopped = True
+                return
             self._rstart += total
             frame.payload_ptr = payload
             frame.payload_size = <size_t>h.payload_len
@@ -2102,6 +2162,85 @@ cdef class WSProtocolCore:
                 # The listener disconnected: what is left in the buffer is not delivered.
                 self._rstart = self._rend
                 return
+
+    cdef bint _ext_simple(self, int rc, FrameHeader *h) noexcept:
+        """Whether another thread may handle this frame itself (``_ext_feed``): a well-formed,
+        final, unmasked TEXT or BINARY frame within the limit, on an open connection with no
+        fragmented or compressed message going on and no pong awaited. Anything else (control
+        frames, fragments, errors) stops the parse before the frame: the loop handles it."""
+        cdef WSTransport t = self._transport
+        return (rc == HEADER_OK and self._state == OPEN and h.fin and not h.masked
+                and (h.opcode == 1 or h.opcode == 2) and (h.b0 & 0x70) == 0
+                and not self._msg_open and not self._inflating and self._pmd is None
+                and h.payload_len <= self._max_frame_size
+                and not t.auto_ping_expect_pong and t.pong_received_at_future is None
+                and not t._disconnect_called)
+
+    cdef char *_ext_room(self, size_t *room) except? NULL:
+        """Room in the private read buffer for another thread's recv() (see
+        ``WSTransport._ext_room``): what a frame still arriving needs (made by
+        ``_make_room_for_frame``), else at least the initial buffer size."""
+        cdef size_t usable, live, want
+        if self._state != OPEN:
+            room[0] = 0
+            return NULL
+        if self._rbuf == NULL:
+            self._alloc_private(self._rinit)
+            self._rstart = self._rend = self._rneed = 0
+        usable = self._rcap - READ_SLACK
+        want = self._rinit - READ_SLACK
+        if self._rneed <= self._rend and usable - self._rend < want:
+            live = self._rend - self._rstart
+            if self._rstart > 0:
+                memmove(self._rbuf, self._rbuf + self._rstart, live)
+                self._rstart = 0
+                self._rend = live
+                self._rneed = 0
+            if usable - live < want:
+                self._grow(live + want)
+                usable = self._rcap - READ_SLACK
+        room[0] = usable - self._rend
+        return self._rbuf + self._rend
+
+    cdef bint _ext_commit(self, size_t n) except -1:
+        """Parse ``n`` bytes another thread read into the buffer (femtows.websockets.sync),
+        with the GIL held, while ``WSTransport._ext_reading`` keeps the loop from reading.
+
+        Only plain whole data frames are parsed and delivered (see ``_ext_simple``); the
+        first other frame stops the parse before it. Returns True when the loop must take
+        over: a frame was left for it, or the connection is no longer open. Never arms a loop
+        timer (this is not the loop's thread).
+        """
+        if self._state != OPEN:
+            return True
+        self._ext_stopped = False
+        self._ext_parse = True
+        try:
+            self._updated(<Py_ssize_t>n)
+        finally:
+            self._ext_parse = False
+        if self._rstart == self._rend and self._rbuf != NULL:
+            self._rstart = self._rend = self._rneed = 0
+            if self._rcap > self._rinit and n + READ_SLACK <= self._rinit:
+                # Large messages are over (this read fits the initial size): back to a small
+                # buffer, as the loop's shrink timer does after a quiet period. (A run of large
+                # messages keeps the large buffer rather than reallocating it for each.)
+                PyMem_Free(self._rbuf)
+                self._rbuf = NULL
+                self._rcap = 0
+        return self._ext_stopped or self._state != OPEN
+
+    cdef int _ext_resume(self) except -1:
+        """On the loop's thread, when reading comes back from another thread: parse what it
+        left in the buffer (the frame it stopped at, and what followed)."""
+        if self._rbuf != NULL and self._rend > self._rstart and (
+                self._state == OPEN or self._state == FAILED or self._state == CLOSE_RECEIVED):
+            self._process_frames()
+        if self._rbuf != NULL and self._rstart == self._rend:
+            self._rstart = self._rend = self._rneed = 0
+            if self._shrink_timer is None:
+                self._arm_shrink_timer()
+        return 0
 
     cdef bint _process_compressed(self, FrameHeader *h, char *p, size_t avail) except -1:
         """One frame of a compressed message: inflated once complete, then delivered.

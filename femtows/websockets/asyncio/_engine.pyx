@@ -39,6 +39,51 @@ import collections
 import os
 from time import monotonic as _monotonic
 
+cdef extern from *:
+    """
+    #include <errno.h>
+    #include <poll.h>
+    #include <unistd.h>
+    #include <sys/types.h>
+    #include <sys/socket.h>
+    /* Wait until `fd` or `wake` is readable: 1 fd (data, EOF or an error: recv() says
+     * which), 2 woken, 0 timed out, -1 interrupted (EINTR) or failed. */
+    static int femtows_ext_wait(int fd, int wake, int timeout_ms) {
+        struct pollfd p[2];
+        int r;
+        p[0].fd = fd; p[0].events = POLLIN; p[0].revents = 0;
+        p[1].fd = wake; p[1].events = POLLIN; p[1].revents = 0;
+        r = poll(p, 2, timeout_ms);
+        if (r < 0) return -1;
+        if (r == 0) return 0;
+        if (p[1].revents) return 2;
+        return 1;
+    }
+    /* recv() without blocking: > 0 bytes, 0 EOF, -1 error, -2 nothing to read (EAGAIN). */
+    static Py_ssize_t femtows_ext_recv(int fd, char *buf, size_t n) {
+        ssize_t r;
+        do { r = recv(fd, buf, n, MSG_DONTWAIT); } while (r < 0 && errno == EINTR);
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return -2;
+        return (Py_ssize_t)r;
+    }
+    static void femtows_ext_drain(int fd) {
+        char b[64];
+        while (read(fd, b, sizeof(b)) > 0) {}
+    }
+    static void femtows_ext_wake(int fd) {
+        char b = 1;
+        ssize_t r = write(fd, &b, 1);  /* a full pipe is woken already */
+        (void)r;
+    }
+    """
+    int femtows_ext_wait(int fd, int wake, int timeout_ms) nogil
+    Py_ssize_t femtows_ext_recv(int fd, char *buf, size_t n) nogil
+    void femtows_ext_drain(int fd) nogil
+    void femtows_ext_wake(int fd) nogil
+
+cdef extern from "unistd.h":
+    int close(int fd) nogil
+
 cdef extern from "pythread.h":
     ctypedef long long PY_TIMEOUT_T
     PyLockStatus PyThread_acquire_lock_timed(
@@ -52,6 +97,26 @@ cdef enum:
     S_OPEN = 1
     S_CLOSING = 2
     S_CLOSED = 3
+
+# Who reads the socket of a threading-API connection (see Engine._ext_recv).
+cdef enum:
+    EXT_OFF = 0         # the loop, always (asyncio API, TLS, server side, ...)
+    EXT_LOOP = 1        # the loop; a thread waiting in recv may ask for the socket
+    EXT_GRANTING = 2    # asked: Engine._ext_grant is queued on the loop
+    EXT_USER = 3        # the thread in recv reads it; the transport's reading is paused
+    EXT_RETURNING = 4   # handed back: Engine._ext_return is queued on the loop
+    EXT_DEAD = 5        # the connection is closed
+
+#: What a ``SyncWaiter`` gets when the loop has handed the socket to the waiting thread.
+EXT_GRANTED = object()
+#: What ``Engine._ext_recv`` returns when its timeout elapsed.
+EXT_TIMEOUT = object()
+#: How often the loop checks whether a thread holding the socket has left recv (seconds): a
+#: PING or CLOSE from the peer waits at most this long for an answer while nobody is in recv.
+EXT_CHECK_INTERVAL = 0.05
+
+cdef object _EXT_GRANTED = EXT_GRANTED
+cdef object _EXT_TIMEOUT = EXT_TIMEOUT
 
 #: Fragments allowed in one received message (websockets 17.4: WEBSOCKETS_MAX_FRAGMENTS).
 MAX_FRAGMENTS = int(os.environ.get("WEBSOCKETS_MAX_FRAGMENTS", "4096"))
@@ -96,6 +161,14 @@ cdef class Engine(WSListener):
     cdef object _getter_decode
     cdef public bint _recv_busy
     cdef public bint _stream_ended
+    # a thread reading the socket itself (threading API, see _ext_recv)
+    cdef public int _ext
+    cdef public bint _in_recv
+    cdef bint _ext_revoke
+    cdef int _ext_fd                    # dup of the socket's fd, used only by that thread
+    cdef int _wake_r                    # pipe that wakes it (revocation, connection lost)
+    cdef int _wake_w
+    cdef object _ext_timer
     cdef public bint _rx_open                  # a fragmented message is being received
     cdef Py_ssize_t _rx_size            # its size so far
     cdef public long long _max_message  # -1: no limit
@@ -119,6 +192,12 @@ cdef class Engine(WSListener):
         self._max_fragment = -1
         self._drain_waiters = []
         self._pending_pings = {}
+        self._ext_fd = -1
+        self._wake_r = -1
+        self._wake_w = -1
+
+    def __dealloc__(self):
+        self._ext_close_fds()
 
     # -- core callbacks ------------------------------------------------------------------------
 
@@ -204,7 +283,7 @@ cdef class Engine(WSListener):
             if fut is not None:
                 self._getter = None
                 fut.set_result(None)
-            if (self._q_high >= 0 and not self._reading_paused
+            if (self._q_high >= 0 and not self._reading_paused and not self._wst._ext_reading
                     and len(self._frames) > self._q_high):
                 self._reading_paused = True
                 self._wst.underlying_transport.pause_reading()
@@ -218,6 +297,7 @@ cdef class Engine(WSListener):
         cdef object fut
         self._state = S_CLOSED
         self._stream_ended = True
+        self._ext_shutdown()
         fut = self._getter
         if fut is not None:
             self._getter = None
@@ -263,7 +343,7 @@ cdef class Engine(WSListener):
     cdef int _maybe_resume(self) except -1:
         if self._reading_paused and len(self._frames) <= self._q_low:
             self._reading_paused = False
-            if not self._stream_ended:
+            if not self._stream_ended and not self._wst._ext_reading:
                 self._wst.underlying_transport.resume_reading()
         return 0
 
@@ -426,6 +506,215 @@ cdef class Engine(WSListener):
 
     def _resume_reading(self):
         self._maybe_resume()
+
+    # -- a thread reading the socket itself (threading API) -----------------------------------
+    #
+    # A thread blocked in the threading API's recv normally waits for the loop's thread to
+    # read the reply and wake it: two threads, and context switches, per message. Instead the
+    # loop can hand the socket to that thread (_ext_grant: the transport stops reading), which
+    # then polls it itself and parses what it reads with the core (WSTransport._ext_feed):
+    # plain whole data frames only. The first frame of any other kind (PING, PONG, CLOSE,
+    # fragments, anything invalid), EOF or an error hands the socket back (_ext_return) with
+    # that frame still buffered, and the loop handles it as if it had read it. The loop takes
+    # the socket back by itself when no thread is in recv at its periodic check (_ext_tick),
+    # so PINGs and CLOSE from the peer are answered while the application does something else,
+    # and at once when close() or ping() is called. It never reads while a thread is in
+    # recv; it revokes (_ext_revoke + the wake pipe) and that thread hands the socket back.
+    # The thread polls a dup of the fd, so the loop closing the transport never leaves it
+    # with a closed (or reused) descriptor; the dup is closed by whoever sees the connection
+    # closed with no thread in recv. Every state change happens with the GIL held, in C code
+    # that does not let it go between the check and the change.
+
+    def _ext_enable(self):
+        """On the loop's thread: a threading-API client connection whose socket a waiting
+        thread may read itself (plain TCP, no compression: the direct-send conditions)."""
+        cdef WSTransport wst = self._wst
+        if (self._ext == EXT_OFF and wst is not None and wst.is_client_side and wst._fd >= 0
+                and wst._pmd is None and not self._debug):
+            self._ext = EXT_LOOP
+
+    def _ext_request(self, waiter):
+        """In the thread about to wait on ``waiter``: ask the loop for the socket."""
+        if self._ext == EXT_LOOP and self._state == S_OPEN and not self._reading_paused:
+            self._ext = EXT_GRANTING
+            self._loop.call_soon_threadsafe(self._ext_grant, waiter)
+
+    def _ext_grant(self, waiter):
+        """On the loop's thread: hand the socket to the thread waiting on ``waiter``."""
+        cdef WSTransport wst = self._wst
+        if self._ext != EXT_GRANTING:
+            return
+        self._ext = EXT_LOOP
+        if (self._state != S_OPEN or self._stream_ended or self._reading_paused
+                or self._getter is not waiter or wst is None or wst._fd < 0
+                or wst.close_handshake is not None or wst.is_close_frame_sent
+                or wst.underlying_transport.is_closing()):
+            return
+        if self._ext_fd < 0:
+            self._ext_fd = os.dup(wst._fd)
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._wake_r = r
+            self._wake_w = w
+        else:
+            femtows_ext_drain(self._wake_r)
+        wst.underlying_transport.pause_reading()
+        wst._ext_reading = True
+        self._ext_revoke = False
+        self._ext = EXT_USER
+        self._ext_timer = self._loop.call_later(EXT_CHECK_INTERVAL, self._ext_tick)
+        self._getter = None
+        waiter.set_result(_EXT_GRANTED)
+
+    def _ext_recv(self, double timeout):
+        """In the thread in recv, while it holds the socket: the next queued frame
+        ``(opcode, fin, data)``; ``EXT_TIMEOUT`` once ``timeout`` seconds (< 0: no limit;
+        0: only what is there) passed; None when the loop has the socket now (wait on it)."""
+        cdef int r, ms
+        cdef Py_ssize_t n
+        cdef double deadline = _monotonic() + timeout if timeout > 0 else 0.0
+        cdef WSTransport wst = self._wst
+        cdef object owner               # keeps the read buffer's owner alive during recv()
+        cdef char *buf
+        cdef size_t room
+        cdef int fd, wake
+        if self._ext != EXT_USER:
+            return None
+        self._in_recv = True
+        try:
+            while True:
+                if self._frames:
+                    return self._frames.popleft()
+                if self._ext != EXT_USER:
+                    return None
+                if self._ext_revoke:
+                    self._ext_handback()
+                    return None
+                if timeout < 0:
+                    ms = -1
+                elif timeout == 0:
+                    ms = 0
+                else:
+                    ms = <int>((deadline - _monotonic()) * 1000.0 + 0.999)
+                    if ms < 0:
+                        ms = 0
+                fd = self._ext_fd
+                wake = self._wake_r
+                with nogil:
+                    r = femtows_ext_wait(fd, wake, ms)
+                if r == 0:
+                    return _EXT_TIMEOUT
+                if r < 0:
+                    PyErr_CheckSignals()  # EINTR: run the handlers (Ctrl-C raises here)
+                    continue
+                if r == 2 or self._ext != EXT_USER:
+                    self._ext_revoke = True
+                    continue
+                owner = wst._protocol
+                buf = wst._ext_room(&room)
+                if buf == NULL:
+                    self._ext_handback()
+                    continue
+                # The kernel copies straight into the core's read buffer: nothing on the loop's
+                # thread moves or frees it while _ext_reading (see WSTransport._ext_room).
+                with nogil:
+                    n = femtows_ext_recv(fd, buf, room)
+                if self._ext != EXT_USER:
+                    return None                 # the connection was lost meanwhile
+                if n == -2:
+                    continue
+                if n <= 0:
+                    # EOF or an error: the loop reads the socket again and sees it for itself.
+                    self._ext_handback()
+                    continue
+                if wst._ext_commit(<size_t>n):
+                    self._ext_handback()
+                owner = None
+                if timeout == 0 and not self._frames:
+                    return _EXT_TIMEOUT
+        finally:
+            self._in_recv = False
+            if self._ext == EXT_USER and self._ext_revoke:
+                self._ext_handback()
+            elif self._ext == EXT_DEAD:
+                self._ext_close_fds()
+
+    cdef int _ext_handback(self) except -1:
+        # In the thread holding the socket: give it back to the loop.
+        if self._ext == EXT_USER:
+            self._ext = EXT_RETURNING
+            self._loop.call_soon_threadsafe(self._ext_return)
+        return 0
+
+    def _ext_release(self):
+        """In a thread about to wait for the loop (close, ping): the loop must read the
+        socket again. Takes it back from a thread in recv through the wake pipe."""
+        if self._ext == EXT_GRANTING:
+            self._ext = EXT_LOOP          # the queued grant will do nothing
+        elif self._ext == EXT_USER:
+            if self._in_recv:
+                self._ext_revoke = True
+                femtows_ext_wake(self._wake_w)
+            else:
+                self._ext_handback()
+
+    def _ext_return(self):
+        """On the loop's thread: the socket was handed back."""
+        if self._ext == EXT_RETURNING:
+            self._ext_take_back()
+
+    def _ext_tick(self):
+        """On the loop's thread, every EXT_CHECK_INTERVAL while a thread holds the socket:
+        take it back if no thread is in recv, so the peer's PING or CLOSE is answered."""
+        self._ext_timer = None
+        if self._ext != EXT_USER:
+            return
+        if self._in_recv:
+            self._ext_timer = self._loop.call_later(EXT_CHECK_INTERVAL, self._ext_tick)
+        else:
+            self._ext_take_back()
+
+    cdef int _ext_take_back(self) except -1:
+        # On the loop's thread, with no thread reading the socket.
+        cdef WSTransport wst = self._wst
+        self._ext = EXT_LOOP
+        if self._ext_timer is not None:
+            self._ext_timer.cancel()
+            self._ext_timer = None
+        wst._ext_reading = False
+        wst._ext_resume()               # what that thread left buffered (the frame it stopped at)
+        if (not self._reading_paused and not self._stream_ended
+                and not wst.underlying_transport.is_closing()):
+            wst.underlying_transport.resume_reading()
+        return 0
+
+    cdef int _ext_shutdown(self) except -1:
+        # On the loop's thread, when the connection is lost.
+        if self._ext == EXT_OFF:
+            return 0
+        self._ext = EXT_DEAD
+        if self._ext_timer is not None:
+            self._ext_timer.cancel()
+            self._ext_timer = None
+        if self._wst is not None:
+            self._wst._ext_reading = False
+        if self._in_recv:
+            femtows_ext_wake(self._wake_w)  # that thread closes the fds on its way out
+        else:
+            self._ext_close_fds()
+        return 0
+
+    cdef void _ext_close_fds(self) noexcept:
+        if self._ext_fd >= 0:
+            close(self._ext_fd)
+            self._ext_fd = -1
+        if self._wake_r >= 0:
+            close(self._wake_r)
+            self._wake_r = -1
+        if self._wake_w >= 0:
+            close(self._wake_w)
+            self._wake_w = -1
 
     # -- send side ---------------------------------------------------------------------------
 

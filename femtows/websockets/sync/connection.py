@@ -65,7 +65,12 @@ from types import TracebackType
 from typing import Any, Optional, Type, Union
 
 from femtows._core.core import WSMsgType
-from femtows.websockets.asyncio._engine import MAX_FRAGMENTS, SyncWaiter
+from femtows.websockets.asyncio._engine import (
+    EXT_GRANTED,
+    EXT_TIMEOUT,
+    MAX_FRAGMENTS,
+    SyncWaiter,
+)
 from femtows.websockets.asyncio.connection import Connection as AsyncConnection
 from femtows.websockets.asyncio.connection import broadcast as _async_broadcast
 from femtows.websockets.exceptions import ConcurrencyError, ConnectionClosedOK, TooManyFragments
@@ -79,6 +84,9 @@ __all__ = ["Connection", "broadcast"]
 
 #: Bytes ``send`` may queue to the loop before it waits for them to be written.
 SEND_BUFFER = 2**20
+#: Whether a client thread waiting in ``recv`` may read the socket itself (see ``_next``);
+#: False keeps every read on the loop's thread (tests compare both).
+EXT_READS = True
 
 _BytesLike = (bytes, bytearray, memoryview)
 _UTF8Decoder = codecs.getincrementaldecoder("utf-8")
@@ -88,6 +96,9 @@ _CONTINUATION = WSMsgType.CONTINUATION
 _monotonic = time.monotonic
 # Direct sends rely on the GIL (free-threaded builds: the loop path only).
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)
+
+
+_EXT_USER = 3  # Engine._ext: this thread reads the socket itself
 
 
 def _send_one(sync: Connection, op: WSMsgType, data: Any) -> None:
@@ -171,6 +182,8 @@ class Connection:
         wst._send_holds_gil = True  # before any direct send: see "Direct sends" above
         self._probe = probe
         self._direct = True
+        if EXT_READS:
+            conn._ext_enable()  # client side: recv may read the socket itself (see _next)
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -298,9 +311,19 @@ class Connection:
         # A frame (op, fin, data), a whole message (fast), or False once the stream ended.
         conn = self._conn
         while True:
+            if conn._ext == _EXT_USER:
+                # This thread holds the socket: read and parse it here (Engine._ext_recv).
+                remaining = -1.0 if deadline is None else deadline - _monotonic()
+                entry = conn._ext_recv(max(remaining, 0.0) if deadline is not None else -1.0)
+                if entry is EXT_TIMEOUT:
+                    raise TimeoutError(f"timed out in {remaining:.1f}s")
+                if entry is not None:
+                    return entry
+                # None: the loop has the socket again; wait for it as below.
             waiter = SyncWaiter()
             result = conn._sync_take(waiter, decode, fast)
             if result is None:
+                conn._ext_request(waiter)
                 remaining = 0.0
                 try:
                     if deadline is None:
@@ -318,7 +341,7 @@ class Connection:
                 if not acquired and conn._sync_cancel(waiter):
                     raise TimeoutError(f"timed out in {remaining:.1f}s")
                 result = waiter.result
-                if result is None:
+                if result is None or result is EXT_GRANTED:
                     continue
             return result
 
@@ -501,12 +524,14 @@ class Connection:
         """Perform the closing handshake and wait for the TCP connection to close (at most
         ``close_timeout``). Idempotent."""
         self.maybe_raise_legacy_warning()
+        self._conn._ext_release()  # the loop reads the peer's CLOSE (see Engine._ext_recv)
         _loop.run(self._conn.close(code, reason))
 
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         """Wait until the connection is closed; return False if ``timeout`` elapsed first."""
         if self._conn.connection_lost_waiter.done():
             return True
+        self._conn._ext_release()
         try:
             _loop.run(self._conn.wait_closed(), timeout)
         except TimeoutError:
@@ -545,6 +570,7 @@ class Connection:
             pong_received = await conn.ping(data)
             pong_received.add_done_callback(on_pong)  # type: ignore[attr-defined]
 
+        conn._ext_release()  # the loop reads the PONG at once: latency stays exact
         _loop.run(send_ping())
         return event
 

@@ -1,0 +1,445 @@
+"""femtows.websockets.sync: a client thread waiting in ``recv`` reads the socket itself.
+
+After the first send, a client thread that finds no message in ``recv`` asks the loop for the
+socket and then polls and parses it itself (``Engine._ext_recv``); any frame other than a
+whole TEXT/BINARY message, EOF, an error, ``close()``/``ping()`` or the loop's periodic check
+hands it back. Every behaviour test here runs in both modes (``ext``: that path; ``loop``:
+``EXT_READS`` off, every read on the loop's thread) and asserts the same outcome, with
+websockets' threading server or a raw peer that sends exactly the frames the test wants.
+
+Plain (non-async) tests: every wait is bounded by a timeout; nothing sleeps to synchronise.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable, Optional
+
+import pytest
+import websockets.sync.server as ws_server
+
+from femtows.websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
+from femtows.websockets.sync import client as f_client
+from femtows.websockets.sync import connection as f_connection
+
+WAIT = 10.0
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+EXT_USER = 3
+
+
+@pytest.fixture(params=["ext", "loop"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    if request.param == "loop":
+        monkeypatch.setattr(f_connection, "EXT_READS", False)
+    return str(request.param)
+
+
+def check_mode(ws: Any, mode: str) -> None:
+    """The socket is this thread's in ``ext`` mode; never in ``loop`` mode."""
+    if mode == "ext":
+        assert ws._conn._ext == EXT_USER
+    else:
+        assert ws._conn._ext == 0
+
+
+def hold_socket(ws: Any, mode: str) -> None:
+    """With nothing to receive: wait in recv until the loop has handed this thread the socket
+    (``ext``; the hand-over happens while a recv waits, so a reply that comes first can win:
+    try again, within WAIT), or once (``loop``)."""
+    for _ in range(int(WAIT / 0.01)):
+        with pytest.raises(TimeoutError):
+            ws.recv(timeout=0.01)
+        if mode == "loop" or ws._conn._ext == EXT_USER:
+            break
+    check_mode(ws, mode)
+
+
+@contextlib.contextmanager
+def websockets_server(handler: Callable[[Any], None], **kwargs: Any) -> Iterator[str]:
+    """websockets' threading server in a thread; yields its URI."""
+    server = ws_server.serve(handler, "127.0.0.1", 0, **kwargs)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/"
+    finally:
+        server.shutdown()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+
+
+class ScriptPeer:
+    """A raw TCP WebSocket server for one client: completes the handshake, echoes the
+    client's first message, waits for "ready" (the client holds the socket, see
+    ``hold_socket``), then runs ``script``."""
+
+    def __init__(self, script: Callable[[ScriptPeer], None]) -> None:
+        self.script = script
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.uri = f"ws://127.0.0.1:{self.listener.getsockname()[1]}/"
+        self.sock: Optional[socket.socket] = None
+        self.buffer = bytearray()
+        self.errors: list[BaseException] = []
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self) -> None:
+        try:
+            self.listener.settimeout(WAIT)
+            sock, _ = self.listener.accept()
+            sock.settimeout(WAIT)
+            self.sock = sock
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += sock.recv(4096)
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
+            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            opcode, fin, payload = self.read_frame()
+            self.send_frame(opcode, payload, fin)
+            assert self.read_frame() == (1, True, b"ready")
+            self.script(self)
+        except BaseException as exc:  # reported by join()
+            self.errors.append(exc)
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+
+    def read_frame(self) -> tuple[int, bool, bytes]:
+        """The client's next frame (masked, as a client sends them)."""
+        assert self.sock is not None
+        while True:
+            buf = self.buffer
+            if len(buf) >= 2:
+                length, offset = buf[1] & 0x7F, 2
+                if length == 126 and len(buf) >= 4:
+                    length, offset = int.from_bytes(buf[2:4], "big"), 4
+                elif length == 127 and len(buf) >= 10:
+                    length, offset = int.from_bytes(buf[2:10], "big"), 10
+                if length < 126 and len(buf) >= offset + 4 + length:
+                    assert buf[1] & 0x80, "client frames are masked"
+                    key = bytes(buf[offset:offset + 4])
+                    data = bytes(buf[offset + 4:offset + 4 + length])
+                    payload = bytes(b ^ key[i % 4] for i, b in enumerate(data))
+                    opcode, fin = buf[0] & 0x0F, bool(buf[0] & 0x80)
+                    del buf[:offset + 4 + length]
+                    return opcode, fin, payload
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("the client closed TCP")
+            self.buffer += data
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        assert self.sock is not None
+        n = len(payload)
+        if n < 126:
+            head = bytes([0x80 * fin | opcode, n])
+        elif n < 65536:
+            head = bytes([0x80 * fin | opcode, 126]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([0x80 * fin | opcode, 127]) + n.to_bytes(8, "big")
+        self.sock.sendall(head + payload)
+
+    def answer_close(self) -> bytes:
+        """Read up to the client's CLOSE, answer it, return its payload."""
+        while True:
+            opcode, _, payload = self.read_frame()
+            if opcode == 8:
+                self.send_frame(8, payload)
+                return payload
+
+    def join(self) -> None:
+        self.thread.join(WAIT)
+        self.listener.close()
+        assert not self.thread.is_alive()
+        if self.errors:
+            raise self.errors[0]
+
+
+def connect(uri: str, **kwargs: Any) -> Any:
+    # Without compression: the path needs the direct-send conditions (plain TCP, no deflate).
+    kwargs.setdefault("ping_interval", None)
+    return f_client.connect(uri, compression=None, **kwargs)
+
+
+# -- the path is taken, and messages arrive intact ---------------------------------------------
+
+
+def sized(index: int) -> Any:
+    size = [0, 1, 125, 126, 65535, 65536, 70000, 300000, 1 << 20][index % 9]
+    body = (index.to_bytes(4, "big") * (size // 4 + 1))[:size]
+    return body.hex()[:size] if index % 2 else body
+
+
+def test_messages_of_every_size_round_trip(mode: str) -> None:
+    def echo(ws: Any) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with websockets_server(echo, max_size=None) as uri, connect(uri, max_size=None) as ws:
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        for index in range(90):
+            if index % 10 == 0:
+                hold_socket(ws, mode)
+            ws.send(sized(index))
+            assert ws.recv(timeout=WAIT) == sized(index)
+
+
+def test_the_loop_answers_a_ping_that_arrives_while_recv_waits(mode: str) -> None:
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        assert ws.recv() == "go"
+        assert ws.ping(b"while waiting").wait(WAIT)
+        ws.send("after")
+        assert ws.recv() == "again"
+        ws.send("last")
+        ws.recv()
+
+    with websockets_server(handler) as uri, connect(uri) as ws:
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        hold_socket(ws, mode)
+        ws.send("go")
+        assert ws.recv(timeout=WAIT) == "after"  # the PING came first: handed to the loop
+        hold_socket(ws, mode)  # and the socket comes back to this thread
+        ws.send("again")
+        assert ws.recv(timeout=WAIT) == "last"
+
+
+def test_a_ping_is_answered_while_no_thread_is_in_recv(mode: str) -> None:
+    answered = threading.Event()
+
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        assert ws.recv() == "go"
+        if ws.ping(b"meanwhile").wait(WAIT):
+            answered.set()
+        ws.recv()
+
+    with websockets_server(handler) as uri, connect(uri) as ws:
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        hold_socket(ws, mode)
+        ws.send("go")
+        # No thread in recv now: the PING is answered all the same (in ext mode, once the
+        # loop's periodic check has taken the socket back from this thread).
+        assert answered.wait(WAIT)
+
+
+def test_fragments_and_control_frames_between_messages(mode: str) -> None:
+    pongs: list[bytes] = []
+
+    def script(peer: ScriptPeer) -> None:
+        peer.send_frame(1, b"one")
+        peer.send_frame(9, b"p1")
+        peer.send_frame(2, b"ab", fin=False)
+        peer.send_frame(9, b"p2")
+        peer.send_frame(0, b"cd")
+        peer.send_frame(1, "twö".encode())
+        while len(pongs) < 2:
+            opcode, _, payload = peer.read_frame()
+            assert opcode == 10
+            pongs.append(payload)
+        peer.answer_close()
+
+    peer = ScriptPeer(script)
+    with connect(peer.uri) as ws:
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        hold_socket(ws, mode)
+        ws.send("ready")
+        assert ws.recv(timeout=WAIT) == "one"
+        assert ws.recv(timeout=WAIT) == b"abcd"
+        assert ws.recv(timeout=WAIT) == "twö"
+    peer.join()
+    assert pongs == [b"p1", b"p2"]
+
+
+# -- failures come out as they do on the loop's path -------------------------------------------
+
+
+def closed_by(
+    mode: str, script: Callable[[ScriptPeer], None], **kwargs: Any
+) -> tuple[str, Any]:
+    """Run ``script`` against a client blocked in recv (holding the socket in ``ext`` mode);
+    the exception's type and text, and the close code the client ends with."""
+    peer = ScriptPeer(script)
+    try:
+        with connect(peer.uri, close_timeout=1, **kwargs) as ws:
+            ws.send("prime")
+            assert ws.recv(timeout=WAIT) == "prime"
+            hold_socket(ws, mode)
+            ws.send("ready")
+            with pytest.raises((ConnectionClosedOK, ConnectionClosedError)) as info:
+                ws.recv(timeout=WAIT)
+            return f"{type(info.value).__name__}: {info.value}", ws.close_code
+    finally:
+        peer.join()
+
+
+def test_invalid_utf8_fails_with_1007(mode: str) -> None:
+    def script(peer: ScriptPeer) -> None:
+        peer.send_frame(1, b"\xff\xfe")
+        assert peer.answer_close()[:2] == (1007).to_bytes(2, "big")
+
+    # As websockets, a client that fails the connection discards what follows its CLOSE.
+    assert closed_by(mode, script) == (
+        "ConnectionClosedError: sent 1007 (invalid frame payload data) invalid start byte "
+        "at position 0; no close frame received", 1006)
+
+
+def test_a_message_over_max_size_fails_with_1009(mode: str) -> None:
+    def script(peer: ScriptPeer) -> None:
+        peer.send_frame(2, bytes(2000))
+        assert peer.answer_close()[:2] == (1009).to_bytes(2, "big")
+
+    assert closed_by(mode, script, max_size=1000) == (
+        "ConnectionClosedError: sent 1009 (message too big) frame with 2000 bytes exceeds "
+        "limit of 1000 bytes; no close frame received", 1006)
+
+
+def test_the_peer_closing(mode: str) -> None:
+    def script(peer: ScriptPeer) -> None:
+        peer.send_frame(8, (1000).to_bytes(2, "big") + b"bye")
+        assert peer.read_frame()[0] == 8
+
+    assert closed_by(mode, script) == (
+        "ConnectionClosedOK: received 1000 (OK) bye; then sent 1000 (OK) bye", 1000)
+
+
+def test_the_peer_vanishing(mode: str) -> None:
+    def script(peer: ScriptPeer) -> None:
+        assert peer.sock is not None
+        peer.sock.close()
+        peer.sock = None
+
+    assert closed_by(mode, script) == (
+        "ConnectionClosedError: no close frame received or sent", 1006)
+
+
+def test_keepalive_timeout_while_blocked_in_recv(mode: str) -> None:
+    def script(peer: ScriptPeer) -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                peer.read_frame()  # never answers a PING nor the CLOSE
+
+    assert closed_by(mode, script, ping_interval=0.05, ping_timeout=0.05) == (
+        "ConnectionClosedError: sent 1011 (internal error) keepalive ping timeout; "
+        "no close frame received", 1006)
+
+
+def test_close_from_another_thread_wakes_recv(mode: str) -> None:
+    outcome: list[BaseException] = []
+
+    def handler(ws: Any) -> None:
+        for message in ws:
+            ws.send(message)
+
+    with websockets_server(handler) as uri:
+        ws = connect(uri, legacy=True)
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        hold_socket(ws, mode)
+        in_recv = threading.Event()
+
+        def receive() -> None:
+            in_recv.set()
+            try:
+                ws.recv(timeout=WAIT)
+            except BaseException as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=receive)
+        thread.start()
+        assert in_recv.wait(WAIT)
+        while not ws._recv_lock.locked():  # the other thread is in recv
+            if not thread.is_alive():
+                break
+        ws.close(1000, "from another thread")
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    assert [f"{type(e).__name__}: {e}" for e in outcome] == [
+        "ConnectionClosedOK: sent 1000 (OK) from another thread; "
+        "then received 1000 (OK) from another thread"]
+
+
+def test_recv_timeouts_keep_the_next_message(mode: str) -> None:
+    release = threading.Event()
+
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        assert release.wait(WAIT)
+        ws.send("late")
+        ws.recv()
+
+    with websockets_server(handler) as uri, connect(uri) as ws:
+        ws.send("go")
+        assert ws.recv(timeout=WAIT) == "go"
+        hold_socket(ws, mode)
+        with pytest.raises(TimeoutError, match=r"^timed out in 0\.[01]s$"):
+            ws.recv(timeout=0.05)
+        with pytest.raises(TimeoutError, match=r"^timed out in -?0\.0s$"):  # as websockets
+            ws.recv(timeout=0)
+        check_mode(ws, mode)
+        release.set()
+        assert ws.recv(timeout=WAIT) == "late"
+
+
+class Interrupted(Exception):
+    """What the test's signal handler raises (as Ctrl-C raises KeyboardInterrupt)."""
+
+
+def test_a_signal_interrupts_recv(mode: str) -> None:
+    # As tests/websockets/test_sync_connection.py's signal test, with the socket held by the
+    # thread in recv: the handler's exception comes out, and the connection goes on.
+    if threading.current_thread() is not threading.main_thread():
+        pytest.fail("signal handlers run in the main thread only")
+    main_id = threading.get_ident()
+    interrupted = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if frame is not None and frame.f_code.co_filename.endswith("sync/connection.py"):
+            interrupted.set()
+            raise Interrupted
+
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        assert ws.recv() == "go"
+        ws.send("after")
+        ws.recv()
+
+    old = signal.signal(signal.SIGUSR1, on_signal)
+    try:
+        with websockets_server(handler) as uri, connect(uri) as ws:
+            ws.send("prime")
+            assert ws.recv(timeout=WAIT) == "prime"
+            hold_socket(ws, mode)
+
+            def poke() -> None:
+                for _ in range(int(WAIT / 0.02)):
+                    if interrupted.wait(0.02):
+                        return
+                    signal.pthread_kill(main_id, signal.SIGUSR1)
+                ws.close()
+
+            poker = threading.Thread(target=poke)
+            poker.start()
+            try:
+                with pytest.raises(Interrupted):
+                    ws.recv()
+            finally:
+                poker.join(WAIT + 1)
+            check_mode(ws, mode)  # interrupted while it held the socket
+            ws.send("go")
+            assert ws.recv(timeout=WAIT) == "after"
+    finally:
+        signal.signal(signal.SIGUSR1, old)
