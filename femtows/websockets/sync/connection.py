@@ -7,7 +7,13 @@ thread is blocked in ``recv``. The per-message paths avoid a coroutine round tri
 
 - ``recv``: the user thread takes a queued frame from the engine, or installs a
   ``SyncWaiter`` that the engine's ``on_ws_frame`` completes with the whole message; the
-  thread waits on a raw lock that the loop thread releases with the GIL dropped.
+  thread waits on a raw lock that the loop thread releases with the GIL dropped. On a client
+  connection that sends directly (below), a thread waiting in ``recv`` is then handed the
+  socket (``Engine._ext_grant``) and from the next ``recv`` on polls and parses it itself
+  (``Engine._ext_recv``): no loop thread between the kernel and the caller. Anything but a
+  whole TEXT/BINARY frame, EOF, an error, ``close()`` / ``ping()`` / ``wait_closed()``, or
+  the loop's check finding no thread in ``recv`` (every ``EXT_CHECK_INTERVAL``) gives the
+  socket back to the loop, which handles what is left as if it had read it.
 - ``send`` of ``str``/bytes-like on a plain TCP connection without compression: the user
   thread writes the frame to the socket itself (``WSTransport._send_from_thread``, one
   non-blocking ``sendmsg``), as websockets' ``sendall`` does, when nothing else can be in
