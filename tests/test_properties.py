@@ -11,7 +11,8 @@ into reads at arbitrary points, with a fake transport and loop (tests/fuzz/harne
   RFC 6455 and docs/strictness.md require, delivers the prefix and nothing after it.
 
 Both are also checked against the reference model the fuzz targets use, and the model's UTF-8
-automaton against Python's decoder.
+automaton against Python's decoder. Both run again on the client side with reads parsed the
+way femtows.websockets.sync's thread in recv parses them (``_ext_feed_for_tests``).
 
 Profiles: ``ci`` (default, bounded to well under a minute) and ``long`` (deeper):
 ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties.py``.
@@ -330,6 +331,52 @@ def test_invalid_stream_fails_with_the_required_code(kind, data, is_client, cut,
     assert len(closes) == 1, v.name
     assert int.from_bytes(closes[0].payload[:2], "big") == v.code, v.name
     assert outcome.sent[-1].opcode == CLOSE  # nothing after it
+    compare(outcome, reference(stream, cfg), cfg)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads by the threading API's thread in recv (client side)
+
+ext_flags = st.lists(st.booleans(), min_size=1, max_size=6)
+
+
+@given(valid_streams(), pieces, ext_flags, st.booleans())
+def test_valid_frames_through_the_reading_thread(frames, cut, ext, auto_pong):
+    """As test_valid_frames_round_trip on the client side, with some reads parsed the way
+    femtows.websockets.sync's thread in recv parses them (whole data frames only, everything
+    else left for the loop): the same frames, PONGs and CLOSE."""
+    cfg = Config(is_client=True, auto_pong=auto_pong, max_frame_size=MAX_FRAME)
+    stream = b"".join(f.encode(masked=False) for f in frames)
+    outcome = run_connection(cfg, stream, cut, ext=ext)
+    want, pongs = expected_delivery(frames, auto_pong)
+    assert outcome.listener.frames == want
+    assert [f.payload for f in outcome.sent if f.opcode == PONG] == pongs
+    compare(outcome, reference(stream, cfg), cfg)
+
+
+@pytest.mark.parametrize("kind", VIOLATIONS)
+@settings(max_examples=PER_KIND)
+@given(data=st.data(), cut=pieces, ext=ext_flags)
+def test_invalid_stream_through_the_reading_thread(kind, data, cut, ext):
+    """As test_invalid_stream_fails_with_the_required_code on the client side, with reads
+    parsed by the thread in recv: the prefix, then the CLOSE code RFC 6455 requires (sent by
+    the loop, which the thread leaves every failure to), then nothing."""
+    v = data.draw(violations(True, kind))
+    prefix: List[F] = []
+    for item in data.draw(st.lists(messages(), max_size=3)):
+        prefix.extend(item)
+    prefix.extend(v.prefix_tail)
+    trailer = [F(TEXT, b"after"), F(CLOSE, b"\x03\xe8")]
+    stream = (b"".join(f.encode(masked=False) for f in prefix) + v.data
+              + b"".join(f.encode(masked=False) for f in trailer))
+    cfg = Config(is_client=True, max_frame_size=TOO_BIG_LIMIT if v.code == 1009
+                 else MAX_FRAME)
+    outcome = run_connection(cfg, stream, cut, ext=ext)
+    want, _ = expected_delivery(prefix, cfg.auto_pong)
+    assert outcome.listener.frames == want, v.name
+    closes = [f for f in outcome.sent if f.opcode == CLOSE]
+    assert len(closes) == 1, v.name
+    assert int.from_bytes(closes[0].payload[:2], "big") == v.code, v.name
     compare(outcome, reference(stream, cfg), cfg)
 
 

@@ -121,6 +121,7 @@ class WSTransport:
     _send_holds_gil: bool
     _ext_reading: bool
     def _ext_resume(self) -> None: ...
+    def _ext_feed_for_tests(self, data: bytes) -> tuple[int, bool]: ...
     def _send_from_thread(
         self,
         first_byte: int,

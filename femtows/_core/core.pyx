@@ -683,6 +683,27 @@ cdef class WSTransport:
         proto = <WSProtocolCore>self._protocol
         return proto._ext_commit(n)
 
+    def _ext_feed_for_tests(self, bytes data):
+        """Tests and fuzzing: what femtows.websockets.sync's thread in recv does with ``data``
+        (what its recv() calls returned) while ``_ext_reading`` is set: ``_ext_room``, copy,
+        ``_ext_commit``, until it is all taken or the loop must take over. Returns (bytes
+        taken into the read buffer, whether the loop must take over now)."""
+        cdef const char *src = data
+        cdef size_t n = <size_t>len(data)
+        cdef size_t done = 0, room, k
+        cdef char *p
+        cdef object owner = self._protocol
+        while done < n:
+            p = self._ext_room(&room)
+            if p == NULL:
+                return done, True
+            k = min(room, n - done)
+            memcpy(p, src + done, k)
+            done += k
+            if self._ext_commit(k):
+                return done, True
+        return done, False
+
     def _ext_resume(self):
         """On the loop's thread, after ``_ext_reading`` was cleared: parse what the other
         thread left buffered. The caller resumes the transport's reading."""

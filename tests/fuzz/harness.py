@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from femtows import WSFrame, WSListener, WSTransport, handshake
 from femtows._core.core import WSProtocol
@@ -232,6 +232,59 @@ def feed(protocol: Any, transport: FakeTransport, chunks: Iterable[bytes],
             chunk = chunk[n:]
 
 
+def feed_mixed(protocol: Any, transport: FakeTransport, listener: Recorder,
+               chunks: Iterable[bytes], ext: Sequence[bool],
+               max_free: Optional[int] = None) -> None:
+    """As ``feed``, but the reads flagged in ``ext`` go through the path of
+    femtows.websockets.sync's thread in recv (``WSTransport._ext_feed_for_tests`` while
+    ``_ext_reading``): consecutive flagged reads stay on it; it ends, as the loop takes the
+    socket back, when it stops at a frame it leaves for the loop or before an unflagged read
+    (``_ext_resume`` parses what it left), and the rest of the read goes the loop's way."""
+    flags = list(ext)
+    ext_on = False
+
+    def take_back() -> None:
+        wst = listener.wst
+        assert wst is not None
+        wst._ext_reading = False
+        wst._ext_resume()
+
+    for index, chunk in enumerate(chunks):
+        use_ext = flags[index % len(flags)] if flags else False
+        if ext_on and not use_ext:
+            take_back()
+            ext_on = False
+        wst = listener.wst
+        if (use_ext and not ext_on and wst is not None and not transport.closing
+                and not wst.is_close_frame_sent):
+            wst._ext_reading = True
+            ext_on = True
+        if ext_on:
+            assert wst is not None
+            # The thread in recv may only append whole data frames to the listener: it never
+            # writes (no PONG, no CLOSE), never closes or pauses the transport, never fails.
+            out, paused, frames = len(transport.out), transport.paused, len(listener.frames)
+            taken, stop = wst._ext_feed_for_tests(chunk)
+            check(0 <= taken <= len(chunk), "_ext_feed_for_tests took %d of %d bytes", taken,
+                  len(chunk))
+            check(len(transport.out) == out and not wst.is_close_frame_sent,
+                  "the reading thread wrote to the socket")
+            check(not transport.closing and transport.paused == paused,
+                  "the reading thread closed or paused the transport")
+            for op, _, fin, rsv in listener.frames[frames:]:
+                check(op in (1, 2) and fin and rsv == 0,
+                      "the reading thread delivered a frame (%d, fin=%s) that is the loop's",
+                      op, fin)
+            chunk = chunk[taken:]
+            if stop:
+                take_back()
+                ext_on = False
+        if chunk:
+            feed(protocol, transport, [chunk], max_free=max_free)
+    if ext_on:
+        take_back()
+
+
 # ---------------------------------------------------------------------------------------------
 # A listener that records everything
 
@@ -245,9 +298,11 @@ class Recorder(WSListener):
         self.connected = 0
         self.disconnected = 0
         self.raise_at = raise_at
+        self.wst: Optional[WSTransport] = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.connected += 1
+        self.wst = transport
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         check(self.connected == 1 and self.disconnected == 0,
@@ -571,7 +626,8 @@ def make_protocol(cfg: Config, listener: Recorder, *, read_buffer_init_size: int
 
 
 def run_connection(cfg: Config, stream: bytes, sizes: Iterable[int], *,
-                   read_buffer_init_size: int = 2048) -> Outcome:
+                   read_buffer_init_size: int = 2048,
+                   ext: Optional[Sequence[bool]] = None) -> Outcome:
     """Upgrade a real protocol (server or client side), feed it ``stream`` cut into ``sizes``
     (the handshake bytes included in the first pieces), fire its timers, lose the connection."""
     loop = FakeLoop()
@@ -591,7 +647,13 @@ def run_connection(cfg: Config, stream: bytes, sizes: Iterable[int], *,
         # not the connection's own memory: it sets the floor.
         limit = max(read_buffer_init_size, 2048, 16384) + 2 * (min(cfg.max_frame_size, 1 << 30) + 14
                                                         + 4096)
-        feed(proto, transport, chunked(head + stream, sizes), max_free=limit)
+        if ext:
+            # The handshake first, the loop's way (the sync layer hands the socket over only
+            # once the connection is open).
+            feed(proto, transport, [head], max_free=limit)
+            feed_mixed(proto, transport, listener, chunked(stream, sizes), ext, max_free=limit)
+        else:
+            feed(proto, transport, chunked(head + stream, sizes), max_free=limit)
         check(listener.connected == 1, "the upgrade did not complete")
         loop.fire_timers()
         proto.connection_lost(None)

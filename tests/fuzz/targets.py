@@ -87,8 +87,11 @@ def frames(data: bytes) -> None:
     Input: byte 0 = flags (client side, UTF-8 validation off, RSV allowed, auto-pong off,
     listener raises, no disconnect on exception, max_frame_size choice), byte 1 = frame index
     the listener raises on / small max_frame_size, bytes 2-3 = how the stream is cut into reads,
-    byte 4 = how many times the rest is repeated (0-7 more: long streams and large frames, which
-    make the read buffer compact and grow, from short inputs), rest = the stream.
+    byte 4 = how many times the rest is repeated (bits 0-2: 0-7 more: long streams and large
+    frames, which make the read buffer compact and grow, from short inputs; bits 3-7, client
+    side with a listener that does not raise: which reads are parsed the way
+    femtows.websockets.sync's thread in recv parses them, see harness.feed_mixed), rest = the
+    stream.
     Invariants: the frames delivered, the auto-PONGs and the CLOSE (code,
     echo payload) are exactly those of the reference model (tests/fuzz/harness.py), nothing is
     delivered after a failure or a CLOSE, close codes only from the allowed set, only one CLOSE
@@ -111,7 +114,10 @@ def frames(data: bytes) -> None:
         max_frame_size=max(mfs, 1),
     )
     head_len = 129 if cfg.is_client else 167  # about; only used to size the pieces
-    outcome = run_connection(cfg, stream, split_sizes(seed, head_len + len(stream)))
+    ext_bits = data[4] >> 3
+    ext = ([bool(ext_bits >> i & 1) for i in range(5)]
+           if cfg.is_client and ext_bits and cfg.raise_at < 0 else None)
+    outcome = run_connection(cfg, stream, split_sizes(seed, head_len + len(stream)), ext=ext)
     compare(outcome, reference(stream, cfg), cfg)
 
 
