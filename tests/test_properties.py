@@ -11,8 +11,8 @@ into reads at arbitrary points, with a fake transport and loop (tests/fuzz/harne
   RFC 6455 and docs/strictness.md require, delivers the prefix and nothing after it.
 
 Both are also checked against the reference model the fuzz targets use, and the model's UTF-8
-automaton against Python's decoder. Both run again on the client side with reads parsed the
-way femtows.websockets.sync's thread in recv parses them (``_ext_feed_for_tests``).
+automaton against Python's decoder. Both run again with reads parsed the way
+femtows.websockets.sync's thread in recv parses them (``_ext_feed_for_tests``).
 
 Profiles: ``ci`` (default, bounded to well under a minute) and ``long`` (deeper):
 ``HYPOTHESIS_PROFILE=long python -m pytest tests/test_properties.py``.
@@ -340,13 +340,13 @@ def test_invalid_stream_fails_with_the_required_code(kind, data, is_client, cut,
 ext_flags = st.lists(st.booleans(), min_size=1, max_size=6)
 
 
-@given(valid_streams(), pieces, ext_flags, st.booleans())
-def test_valid_frames_through_the_reading_thread(frames, cut, ext, auto_pong):
-    """As test_valid_frames_round_trip on the client side, with some reads parsed the way
+@given(valid_streams(), pieces, ext_flags, st.booleans(), st.booleans())
+def test_valid_frames_through_the_reading_thread(frames, cut, ext, is_client, auto_pong):
+    """As test_valid_frames_round_trip, with some reads parsed the way
     femtows.websockets.sync's thread in recv parses them (whole data frames only, everything
     else left for the loop): the same frames, PONGs and CLOSE."""
-    cfg = Config(is_client=True, auto_pong=auto_pong, max_frame_size=MAX_FRAME)
-    stream = b"".join(f.encode(masked=False) for f in frames)
+    cfg = Config(is_client=is_client, auto_pong=auto_pong, max_frame_size=MAX_FRAME)
+    stream = b"".join(f.encode(masked=not is_client) for f in frames)
     outcome = run_connection(cfg, stream, cut, ext=ext)
     want, pongs = expected_delivery(frames, auto_pong)
     assert outcome.listener.frames == want
@@ -356,21 +356,29 @@ def test_valid_frames_through_the_reading_thread(frames, cut, ext, auto_pong):
 
 @pytest.mark.parametrize("kind", VIOLATIONS)
 @settings(max_examples=PER_KIND)
-@given(data=st.data(), cut=pieces, ext=ext_flags)
-def test_invalid_stream_through_the_reading_thread(kind, data, cut, ext):
-    """As test_invalid_stream_fails_with_the_required_code on the client side, with reads
-    parsed by the thread in recv: the prefix, then the CLOSE code RFC 6455 requires (sent by
-    the loop, which the thread leaves every failure to), then nothing."""
-    v = data.draw(violations(True, kind))
+@given(data=st.data(), cut=pieces, ext=ext_flags, is_client=st.booleans(),
+       validate_utf8=st.booleans())
+def test_invalid_stream_through_the_reading_thread(kind, data, cut, ext, is_client,
+                                                   validate_utf8):
+    """As test_invalid_stream_fails_with_the_required_code, with reads parsed by the thread
+    in recv: the prefix, then the CLOSE code RFC 6455 requires (sent by the loop, which the
+    thread leaves every failure to), then nothing. Without the core's UTF-8 validation (the
+    websockets layers validate TEXT themselves) invalid TEXT is delivered, by the loop."""
+    v = data.draw(violations(is_client, kind))
     prefix: List[F] = []
     for item in data.draw(st.lists(messages(), max_size=3)):
         prefix.extend(item)
     prefix.extend(v.prefix_tail)
     trailer = [F(TEXT, b"after"), F(CLOSE, b"\x03\xe8")]
-    stream = (b"".join(f.encode(masked=False) for f in prefix) + v.data
-              + b"".join(f.encode(masked=False) for f in trailer))
-    cfg = Config(is_client=True, max_frame_size=TOO_BIG_LIMIT if v.code == 1009
-                 else MAX_FRAME)
+    m = not is_client
+    stream = (b"".join(f.encode(masked=m) for f in prefix) + v.data
+              + b"".join(f.encode(masked=m) for f in trailer))
+    cfg = Config(is_client=is_client, validate_utf8=validate_utf8,
+                 max_frame_size=TOO_BIG_LIMIT if v.code == 1009 else MAX_FRAME)
+    if not validate_utf8 and v.code == 1007 and kind != "close_reason":
+        outcome = run_connection(cfg, stream, cut, ext=ext)
+        compare(outcome, reference(stream, cfg), cfg)
+        return
     outcome = run_connection(cfg, stream, cut, ext=ext)
     want, _ = expected_delivery(prefix, cfg.auto_pong)
     assert outcome.listener.frames == want, v.name

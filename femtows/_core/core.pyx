@@ -2086,7 +2086,10 @@ cdef class WSProtocolCore:
             if avail < total:
                 # Work on what has arrived of a data frame now: unmasking stays cache-hot and
                 # invalid UTF-8 fails the connection on the read that brought it (fail fast).
-                if op <= 2 and (h.masked or is_text) and avail - h.header_len > self._partial_done:
+                # (Not for the reading thread of a masked frame: it unmasks a frame only once
+                # it is whole, so that a frame it leaves to the loop is never half unmasked.)
+                if (op <= 2 and (h.masked or is_text) and not (self._ext_parse and h.masked)
+                        and avail - h.header_len > self._partial_done):
                     if self._partial_done == 0:
                         self._partial_utf8 = (self._utf8_state if op == 0
                                               else FEMTOWS_UTF8_ACCEPT)
@@ -2128,8 +2131,10 @@ cdef class WSProtocolCore:
                                                <size_t>h.payload_len - done)
                     if st == FEMTOWS_UTF8_REJECT or (h.fin and st != FEMTOWS_UTF8_ACCEPT):
                         if self._ext_parse:
-                            # Nothing is consumed: the loop parses this frame again and fails.
-                            self._partial_done = done
+                            # Left to the loop, which fails it: the whole payload is unmasked
+                            # and known invalid (REJECT is sticky).
+                            self._partial_done = <size_t>h.payload_len
+                            self._partial_utf8 = FEMTOWS_UTF8_REJECT
                             self._ext_stopped = True
                             return
                         self._fail(1007, "invalid UTF-8 in a TEXT message")
@@ -2149,8 +2154,8 @@ cdef class WSProtocolCore:
                                               <const unsigned char *>payload,
                                               <size_t>h.payload_len) != FEMTOWS_UTF8_ACCEPT):
                 # The layer above validates TEXT itself (its own error wording): invalid text
-                # goes to the loop, which delivers it there.
-                self._partial_done = done
+                # goes to the loop, which delivers it there (the payload is unmasked already).
+                self._partial_done = <size_t>h.payload_len
                 self._ext_stopped = True
                 return
             self._rstart += total
@@ -2185,12 +2190,14 @@ cdef class WSProtocolCore:
                 return
 
     cdef bint _ext_simple(self, int rc, FrameHeader *h) noexcept:
-        """Whether another thread may handle this frame itself (``_ext_feed``): a well-formed,
-        final, unmasked TEXT or BINARY frame within the limit, on an open connection with no
-        fragmented or compressed message going on and no pong awaited. Anything else (control
-        frames, fragments, errors) stops the parse before the frame: the loop handles it."""
+        """Whether another thread may handle this frame itself (``_ext_commit``): a
+        well-formed, final TEXT or BINARY frame, masked as this side must receive it, within
+        the limit, on an open connection with no fragmented or compressed message going on and
+        no pong awaited. Anything else (control frames, fragments, errors) stops the parse
+        before the frame: the loop handles it."""
         cdef WSTransport t = self._transport
-        return (rc == HEADER_OK and self._state == OPEN and h.fin and not h.masked
+        return (rc == HEADER_OK and self._state == OPEN and h.fin
+                and h.masked != self._is_client
                 and (h.opcode == 1 or h.opcode == 2) and (h.b0 & 0x70) == 0
                 and not self._msg_open and not self._inflating and self._pmd is None
                 and h.payload_len <= self._max_frame_size

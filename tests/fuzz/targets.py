@@ -88,8 +88,8 @@ def frames(data: bytes) -> None:
     listener raises, no disconnect on exception, max_frame_size choice), byte 1 = frame index
     the listener raises on / small max_frame_size, bytes 2-3 = how the stream is cut into reads,
     byte 4 = how many times the rest is repeated (bits 0-2: 0-7 more: long streams and large
-    frames, which make the read buffer compact and grow, from short inputs; bits 3-7, client
-    side with a listener that does not raise: which reads are parsed the way
+    frames, which make the read buffer compact and grow, from short inputs; bits 3-7, with a
+    listener that does not raise: which reads are parsed the way
     femtows.websockets.sync's thread in recv parses them, see harness.feed_mixed), rest = the
     stream.
     Invariants: the frames delivered, the auto-PONGs and the CLOSE (code,
@@ -116,7 +116,7 @@ def frames(data: bytes) -> None:
     head_len = 129 if cfg.is_client else 167  # about; only used to size the pieces
     ext_bits = data[4] >> 3
     ext = ([bool(ext_bits >> i & 1) for i in range(5)]
-           if cfg.is_client and ext_bits and cfg.raise_at < 0 else None)
+           if ext_bits and cfg.raise_at < 0 else None)
     outcome = run_connection(cfg, stream, split_sizes(seed, head_len + len(stream)), ext=ext)
     compare(outcome, reference(stream, cfg), cfg)
 

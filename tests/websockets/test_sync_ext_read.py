@@ -1,7 +1,7 @@
-"""femtows.websockets.sync: a client thread waiting in ``recv`` reads the socket itself.
+"""femtows.websockets.sync: a thread waiting in ``recv`` reads the socket itself.
 
-After the first send, a client thread that finds no message in ``recv`` asks the loop for the
-socket and then polls and parses it itself (``Engine._ext_recv``); any frame other than a
+After the first send, a thread (client, or a server's handler) that finds no message in
+``recv`` asks the loop for the socket and then polls and parses it itself (``Engine._ext_recv``); any frame other than a
 whole TEXT/BINARY message, EOF, an error, ``close()``/``ping()`` or the loop's periodic check
 hands it back. Every behaviour test here runs in both modes (``ext``: that path; ``loop``:
 ``EXT_READS`` off, every read on the loop's thread) and asserts the same outcome, with
@@ -22,11 +22,13 @@ from collections.abc import Iterator
 from typing import Any, Callable, Optional
 
 import pytest
+import websockets.sync.client as ws_client
 import websockets.sync.server as ws_server
 
 from femtows.websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import connection as f_connection
+from femtows.websockets.sync import server as f_server
 
 WAIT = 10.0
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -443,3 +445,154 @@ def test_a_signal_interrupts_recv(mode: str) -> None:
             assert ws.recv(timeout=WAIT) == "after"
     finally:
         signal.signal(signal.SIGUSR1, old)
+
+
+# -- the server side: a handler thread reading its connection's socket ------------------------
+
+
+@contextlib.contextmanager
+def femtows_server(handler: Callable[[Any], None]) -> Iterator[tuple[int, list[BaseException]]]:
+    """femtows' threading server (no compression) in a thread; yields its port and the
+    exceptions its handler raised (a test asserts them)."""
+    errors: list[BaseException] = []
+
+    def guarded(ws: Any) -> None:
+        try:
+            handler(ws)
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+
+    server = f_server.serve(guarded, "127.0.0.1", 0, compression=None, ping_interval=None)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        yield server.socket.getsockname()[1], errors
+    finally:
+        server.shutdown()
+        thread.join(WAIT)
+        assert not thread.is_alive()
+
+
+class RawClient:
+    """A raw TCP WebSocket client: upgrades, then sends masked frames as the test says."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        self.sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                          b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                          b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += self.sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 ")
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        key = b"\x0b\x16\x21\x2c"
+        assert len(payload) < 126
+        masked = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(bytes([0x80 * fin | opcode, 0x80 | len(payload)]) + key + masked)
+
+    def read_frame(self) -> tuple[int, bytes]:
+        head = self.recv_exactly(2)
+        assert head[1] < 126
+        return head[0] & 0x0F, self.recv_exactly(head[1])
+
+    def recv_exactly(self, n: int) -> bytes:
+        data = b""
+        while len(data) < n:
+            chunk = self.sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+
+def server_closed_by(mode: str, client_script: Callable[[RawClient], None]) -> str:
+    """A femtows handler holding its socket in recv while a raw client runs ``script``;
+    the exception recv raised, as "Type: text"."""
+    outcome: list[str] = []
+    ready = threading.Event()
+    done = threading.Event()
+
+    def handler(ws: Any) -> None:
+        try:
+            ws.send(ws.recv())
+            hold_socket(ws, mode)
+            ready.set()
+            with pytest.raises((ConnectionClosedOK, ConnectionClosedError)) as info:
+                ws.recv(timeout=WAIT)
+            outcome.append(f"{type(info.value).__name__}: {info.value}")
+        finally:
+            done.set()
+
+    with femtows_server(handler) as (port, errors):
+        client = RawClient(port)
+        try:
+            client.send_frame(1, b"prime")
+            assert client.read_frame() == (1, b"prime")
+            assert ready.wait(WAIT)
+            client_script(client)
+            assert done.wait(WAIT)  # the handler has its answer (before the server shuts down)
+        finally:
+            client.sock.close()
+    assert not errors
+    return outcome[0]
+
+
+def test_server_messages_of_every_size_round_trip(mode: str) -> None:
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        hold_socket(ws, mode)
+        ws.send("held")
+        for message in ws:
+            ws.send(message)
+
+    with femtows_server(handler) as (port, errors):
+        with ws_client.connect(f"ws://127.0.0.1:{port}/", max_size=None,
+                               compression=None) as ws:
+            ws.send("prime")
+            assert ws.recv(timeout=WAIT) == "prime"
+            assert ws.recv(timeout=WAIT) == "held"
+            for index in range(45):
+                ws.send(sized(index))
+                assert ws.recv(timeout=WAIT) == sized(index)
+    assert not errors
+
+
+def test_server_answers_a_ping_while_its_handler_waits(mode: str) -> None:
+    def handler(ws: Any) -> None:
+        ws.send(ws.recv())
+        hold_socket(ws, mode)
+        ws.send("held")
+        assert ws.recv(timeout=WAIT) == "after the ping"
+        hold_socket(ws, mode)  # the socket comes back to the handler thread
+        ws.send("done")
+        for _ in ws:  # until the client closes
+            pass
+
+    with femtows_server(handler) as (port, errors):
+        with ws_client.connect(f"ws://127.0.0.1:{port}/", compression=None) as ws:
+            ws.send("prime")
+            assert ws.recv(timeout=WAIT) == "prime"
+            assert ws.recv(timeout=WAIT) == "held"
+            assert ws.ping(b"to the handler").wait(WAIT)
+            ws.send("after the ping")
+            assert ws.recv(timeout=WAIT) == "done"
+    assert not errors
+
+
+def test_server_invalid_utf8_from_the_client(mode: str) -> None:
+    assert server_closed_by(mode, lambda c: c.send_frame(1, b"ok\xff")) == (
+        "ConnectionClosedError: sent 1007 (invalid frame payload data) invalid start byte "
+        "at position 2; no close frame received")
+
+
+def test_server_peer_closing(mode: str) -> None:
+    assert server_closed_by(mode, lambda c: c.send_frame(8, b"\x03\xe8bye")) == (
+        "ConnectionClosedOK: received 1000 (OK) bye; then sent 1000 (OK) bye")
+
+
+def test_server_peer_vanishing(mode: str) -> None:
+    assert server_closed_by(mode, lambda c: c.sock.shutdown(socket.SHUT_RDWR)) == (
+        "ConnectionClosedError: no close frame received or sent")

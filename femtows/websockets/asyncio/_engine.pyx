@@ -526,10 +526,10 @@ cdef class Engine(WSListener):
     # that does not let it go between the check and the change.
 
     def _ext_enable(self):
-        """On the loop's thread: a threading-API client connection whose socket a waiting
-        thread may read itself (plain TCP, no compression: the direct-send conditions)."""
+        """On the loop's thread: a threading-API connection whose socket a waiting thread
+        may read itself (plain TCP, no compression: the direct-send conditions)."""
         cdef WSTransport wst = self._wst
-        if (self._ext == EXT_OFF and wst is not None and wst.is_client_side and wst._fd >= 0
+        if (self._ext == EXT_OFF and wst is not None and wst._fd >= 0
                 and wst._pmd is None and not self._debug):
             self._ext = EXT_LOOP
 
