@@ -1,11 +1,12 @@
 """femtows.websockets.sync: a thread waiting in ``recv`` reads the socket itself.
 
 After the first send, a thread (client, or a server's handler) that finds no message in
-``recv`` asks the loop for the socket and then polls and parses it itself (``Engine._ext_recv``); any frame other than a
-whole TEXT/BINARY message, EOF, an error, ``close()``/``ping()`` or the loop's periodic check
-hands it back. Every behaviour test here runs in both modes (``ext``: that path; ``loop``:
-``EXT_READS`` off, every read on the loop's thread) and asserts the same outcome, with
-websockets' threading server or a raw peer that sends exactly the frames the test wants.
+``recv`` asks the loop for the socket and then polls and parses it itself
+(``Engine._ext_recv``); any frame other than a whole TEXT/BINARY message, EOF, an error,
+``close()``/``ping()`` or the loop's periodic check hands it back. Every behaviour test here
+runs in both modes (``ext``: that path; ``loop``: ``EXT_READS`` off, every read on the loop's
+thread) and asserts the same outcome, with websockets' threading client and server or a raw
+peer that sends exactly the frames the test wants.
 
 Plain (non-async) tests: every wait is bounded by a timeout; nothing sleeps to synchronise.
 """
