@@ -7,7 +7,7 @@ thread is blocked in ``recv``. The per-message paths avoid a coroutine round tri
 
 - ``recv``: the user thread takes a queued frame from the engine, or installs a
   ``SyncWaiter`` that the engine's ``on_ws_frame`` completes with the whole message; the
-  thread waits on a raw lock that the loop thread releases with the GIL dropped. On a client
+  thread waits on a raw lock that the loop thread releases with the GIL dropped. On a
   connection that sends directly (below), a thread waiting in ``recv`` is then handed the
   socket (``Engine._ext_grant``) and from the next ``recv`` on polls and parses it itself
   (``Engine._ext_recv``): no loop thread between the kernel and the caller. Anything but a
