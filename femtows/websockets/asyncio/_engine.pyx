@@ -168,7 +168,6 @@ cdef class Engine(WSListener):
     cdef int _ext_fd                    # dup of the socket's fd, used only by that thread
     cdef int _wake_r                    # pipe that wakes it (revocation, connection lost)
     cdef int _wake_w
-    cdef object _ext_timer
     cdef public bint _rx_open                  # a fragmented message is being received
     cdef Py_ssize_t _rx_size            # its size so far
     cdef public long long _max_message  # -1: no limit
@@ -563,7 +562,7 @@ cdef class Engine(WSListener):
         wst._ext_reading = True
         self._ext_revoke = False
         self._ext = EXT_USER
-        self._ext_timer = self._loop.call_later(EXT_CHECK_INTERVAL, self._ext_tick)
+        _ext_ticker(self._loop).add(self)
         self._getter = None
         waiter.set_result(_EXT_GRANTED)
 
@@ -664,24 +663,21 @@ cdef class Engine(WSListener):
         if self._ext == EXT_RETURNING:
             self._ext_take_back()
 
-    def _ext_tick(self):
-        """On the loop's thread, every EXT_CHECK_INTERVAL while a thread holds the socket:
-        take it back if no thread is in recv, so the peer's PING or CLOSE is answered."""
-        self._ext_timer = None
+    cdef bint _ext_check(self) except -1:
+        """On the loop's thread, every EXT_CHECK_INTERVAL while a thread holds the socket
+        (``_ExtTicker``): take it back if no thread is in recv, so that the peer's PING or
+        CLOSE is answered. False: this connection needs no more checks."""
         if self._ext != EXT_USER:
-            return
+            return False
         if self._in_recv:
-            self._ext_timer = self._loop.call_later(EXT_CHECK_INTERVAL, self._ext_tick)
-        else:
-            self._ext_take_back()
+            return True
+        self._ext_take_back()
+        return False
 
     cdef int _ext_take_back(self) except -1:
         # On the loop's thread, with no thread reading the socket.
         cdef WSTransport wst = self._wst
         self._ext = EXT_LOOP
-        if self._ext_timer is not None:
-            self._ext_timer.cancel()
-            self._ext_timer = None
         wst._ext_reading = False
         wst._ext_resume()               # what that thread left buffered (the frame it stopped at)
         if (not self._reading_paused and not self._stream_ended
@@ -694,9 +690,6 @@ cdef class Engine(WSListener):
         if self._ext == EXT_OFF:
             return 0
         self._ext = EXT_DEAD
-        if self._ext_timer is not None:
-            self._ext_timer.cancel()
-            self._ext_timer = None
         if self._wst is not None:
             self._wst._ext_reading = False
         if self._in_recv:
@@ -757,6 +750,57 @@ cdef class Engine(WSListener):
 
 
 @cython.final
+@cython.final
+cdef class _ExtTicker:
+    """One timer per event loop for every connection whose socket a thread holds: every
+    EXT_CHECK_INTERVAL it asks each of them (``Engine._ext_check``) whether that thread is
+    still in recv. One timer for all (not one per connection) keeps a server whose handler
+    threads all wait in recv cheap: a C call per connection per tick."""
+
+    cdef object loop
+    cdef set engines
+    cdef object handle
+
+    def __cinit__(self, loop):
+        self.loop = loop
+        self.engines = set()
+        self.handle = None
+
+    cdef int add(self, Engine engine) except -1:
+        self.engines.add(engine)
+        if self.handle is None:
+            self.handle = self.loop.call_later(EXT_CHECK_INTERVAL, self.tick)
+        return 0
+
+    def tick(self):
+        cdef Engine engine
+        self.handle = None
+        for engine in list(self.engines):
+            try:
+                keep = engine._ext_check()
+            except Exception as exc:  # never stop checking the others
+                keep = False
+                self.loop.call_exception_handler({
+                    "message": "femtows: taking a socket back from a reading thread failed",
+                    "exception": exc})
+            if not keep:
+                self.engines.discard(engine)
+        if self.engines:
+            self.handle = self.loop.call_later(EXT_CHECK_INTERVAL, self.tick)
+        else:
+            _ext_tickers.pop(self.loop, None)
+
+
+cdef dict _ext_tickers = {}             # event loop -> its _ExtTicker, while it has connections
+
+
+cdef _ExtTicker _ext_ticker(loop):
+    cdef _ExtTicker ticker = _ext_tickers.get(loop)
+    if ticker is None:
+        ticker = _ext_tickers[loop] = _ExtTicker(loop)
+    return ticker
+
+
 cdef class SyncWaiter:
     """What a thread blocked in ``femtows.websockets.sync``'s ``recv`` waits on: the engine
     treats it as the receiving future (``done()`` / ``set_result()`` on the loop thread),
