@@ -137,7 +137,7 @@ cdef class WSTransport:
     # Reading by another thread (femtows.websockets.sync): set on the loop's thread after
     # pausing the transport's reading; the loop neither reads nor trims the read buffer.
     cdef public bint _ext_reading
-    cdef char *_ext_room(self, size_t *room) except? NULL
+    cdef char *_ext_room(self, size_t *room, size_t *need) except? NULL
     cdef bint _ext_commit(self, size_t n) except -1
 
     cpdef send(self, WSMsgType msg_type, message, bint fin=*, bint rsv1=*, bint rsv2=*,

@@ -659,18 +659,20 @@ cdef class WSTransport:
         self._pending = rest
         return <Py_ssize_t>(total - <size_t>sent)
 
-    cdef char *_ext_room(self, size_t *room) except? NULL:
+    cdef char *_ext_room(self, size_t *room, size_t *need) except? NULL:
         """In the thread that holds the socket (femtows.websockets.sync), with the GIL: where
         its next recv() may write, ``room[0]`` bytes of the private read buffer, which nothing
         else moves or frees until ``_ext_commit`` (the loop's shrink timer skips it while
-        ``_ext_reading``). The caller holds a reference to ``_protocol`` (the buffer's owner)
-        until then. NULL: the connection is no longer open."""
+        ``_ext_reading``); ``need[0]``: bytes still missing of a frame that is arriving (0 if
+        none). The caller holds a reference to ``_protocol`` (the buffer's owner) until then.
+        NULL: the connection is no longer open."""
         room[0] = 0
+        need[0] = 0
         if not self._ext_reading:
             raise RuntimeError("_ext_room outside of an external read")
         if self._protocol is None or self._disconnected:
             return NULL
-        return (<WSProtocolCore>self._protocol)._ext_room(room)
+        return (<WSProtocolCore>self._protocol)._ext_room(room, need)
 
     cdef bint _ext_commit(self, size_t n) except -1:
         """Parse the ``n`` bytes recv() put where ``_ext_room`` said; True: the loop must take
@@ -690,11 +692,11 @@ cdef class WSTransport:
         taken into the read buffer, whether the loop must take over now)."""
         cdef const char *src = data
         cdef size_t n = <size_t>len(data)
-        cdef size_t done = 0, room, k
+        cdef size_t done = 0, room, need, k
         cdef char *p
         cdef object owner = self._protocol
         while done < n:
-            p = self._ext_room(&room)
+            p = self._ext_room(&room, &need)
             if p == NULL:
                 return done, True
             k = min(room, n - done)
@@ -2204,13 +2206,14 @@ cdef class WSProtocolCore:
                 and not t.auto_ping_expect_pong and t.pong_received_at_future is None
                 and not t._disconnect_called)
 
-    cdef char *_ext_room(self, size_t *room) except? NULL:
+    cdef char *_ext_room(self, size_t *room, size_t *need) except? NULL:
         """Room in the private read buffer for another thread's recv() (see
         ``WSTransport._ext_room``): what a frame still arriving needs (made by
         ``_make_room_for_frame``), else at least the initial buffer size."""
         cdef size_t usable, live, want
+        room[0] = 0
+        need[0] = 0
         if self._state != OPEN:
-            room[0] = 0
             return NULL
         if self._rbuf == NULL:
             self._alloc_private(self._rinit)
@@ -2228,6 +2231,8 @@ cdef class WSProtocolCore:
                 self._grow(live + want)
                 usable = self._rcap - READ_SLACK
         room[0] = usable - self._rend
+        if self._rneed > self._rend:
+            need[0] = self._rneed - self._rend
         return self._rbuf + self._rend
 
     cdef bint _ext_commit(self, size_t n) except -1:

@@ -47,13 +47,21 @@ cdef extern from *:
     #include <sys/types.h>
     #include <sys/socket.h>
     /* Wait until `fd` or `wake` is readable: 1 fd (data, EOF or an error: recv() says
-     * which), 2 woken, 0 timed out, -1 interrupted (EINTR) or failed. */
-    static int femtows_ext_wait(int fd, int wake, int timeout_ms) {
+     * which), 2 woken, 0 timed out, -1 interrupted (EINTR) or failed. `lowat` > 1: the rest
+     * of a frame that is arriving; the socket's SO_RCVLOWAT makes poll() wait for all of it
+     * (one wake-up instead of one per segment; EOF and errors still wake it), and is set back
+     * to 1 before returning, as the loop's transport expects it. */
+    static int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat) {
         struct pollfd p[2];
-        int r;
+        int r, one = 1;
+        if (lowat > 1 &&
+                setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) != 0)
+            lowat = 0;
         p[0].fd = fd; p[0].events = POLLIN; p[0].revents = 0;
         p[1].fd = wake; p[1].events = POLLIN; p[1].revents = 0;
         r = poll(p, 2, timeout_ms);
+        if (lowat > 1)
+            (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
         if (r < 0) return -1;
         if (r == 0) return 0;
         if (p[1].revents) return 2;
@@ -76,7 +84,7 @@ cdef extern from *:
         (void)r;
     }
     """
-    int femtows_ext_wait(int fd, int wake, int timeout_ms) nogil
+    int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat) nogil
     Py_ssize_t femtows_ext_recv(int fd, char *buf, size_t n) nogil
     void femtows_ext_drain(int fd) nogil
     void femtows_ext_wake(int fd) nogil
@@ -97,6 +105,12 @@ cdef enum:
     S_OPEN = 1
     S_CLOSING = 2
     S_CLOSED = 3
+
+# A thread waiting for the rest of a frame of at least EXT_LOWAT_MIN bytes asks poll() to wake
+# it only once it is all there (SO_RCVLOWAT, capped at EXT_LOWAT_MAX).
+cdef enum:
+    EXT_LOWAT_MIN = 16384
+    EXT_LOWAT_MAX = 1048576
 
 # Who reads the socket of a threading-API connection (see Engine._ext_recv).
 cdef enum:
@@ -576,8 +590,8 @@ cdef class Engine(WSListener):
         cdef WSTransport wst = self._wst
         cdef object owner               # keeps the read buffer's owner alive during recv()
         cdef char *buf
-        cdef size_t room
-        cdef int fd, wake
+        cdef size_t room, need
+        cdef int fd, wake, lowat
         if self._ext != EXT_USER:
             return None
         self._in_recv = True
@@ -600,8 +614,15 @@ cdef class Engine(WSListener):
                         ms = 0
                 fd = self._ext_fd
                 wake = self._wake_r
+                owner = wst._protocol
+                buf = wst._ext_room(&room, &need)
+                if buf == NULL:
+                    self._ext_handback()
+                    continue
+                # The rest of a large frame: wake up once it has all arrived.
+                lowat = <int>min(need, EXT_LOWAT_MAX) if need >= EXT_LOWAT_MIN else 0
                 with nogil:
-                    r = femtows_ext_wait(fd, wake, ms)
+                    r = femtows_ext_wait(fd, wake, ms, lowat)
                 if r == 0:
                     return _EXT_TIMEOUT
                 if r < 0:
@@ -609,11 +630,6 @@ cdef class Engine(WSListener):
                     continue
                 if r == 2 or self._ext != EXT_USER:
                     self._ext_revoke = True
-                    continue
-                owner = wst._protocol
-                buf = wst._ext_room(&room)
-                if buf == NULL:
-                    self._ext_handback()
                     continue
                 # The kernel copies straight into the core's read buffer: nothing on the loop's
                 # thread moves or frees it while _ext_reading (see WSTransport._ext_room).

@@ -306,6 +306,15 @@ class Connection:
                 "recv_streaming"
             )
         try:
+            conn = self._conn
+            if conn._ext == _EXT_USER and timeout is None and decode is None:
+                # This thread holds the socket (see _next): the common case in one call.
+                entry = conn._ext_recv(-1.0)
+                if type(entry) is tuple:
+                    op, fin, data = entry
+                    if fin and (op == 2 or (op == 1 and type(data) is str)):
+                        return data  # type: ignore[no-any-return]
+                    conn._put_back([entry])  # a fragment: assembled below
             return self._recv(timeout, decode)
         finally:
             self._recv_lock.release()
