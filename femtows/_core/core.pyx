@@ -132,6 +132,8 @@ cdef extern from *:
 # Bytes kept free after the data in the read buffer, so that users' SIMD code may read a little
 # past a payload's end without faulting (WSFrame.payload_ptr).
 DEF READ_SLACK = 64
+# A BINARY frame the reading thread of femtows.websockets.sync receives straight into its bytes.
+DEF EXT_BIG_MIN = 65536
 DEF MIN_READ_BUFFER = 2048
 # A read buffer grown for a large frame goes back to its initial size once it has been empty
 # for this long (seconds): memory follows the data in flight, and a connection busy with
@@ -324,7 +326,13 @@ cdef class WSFrame:
         return self.__str__()
 
     cpdef bytes get_payload_as_bytes(self):
-        """Copy the payload into a new ``bytes``."""
+        """Copy the payload into a new ``bytes`` (or, when the payload already is one,
+        received straight into it, that object)."""
+        cdef object owner = self._payload_owner
+        if (owner is not None and PyBytes_CheckExact(owner)
+                and PyBytes_AS_STRING(owner) == self.payload_ptr
+                and <size_t>PyBytes_GET_SIZE(owner) == self.payload_size):
+            return <bytes>owner
         return PyBytes_FromStringAndSize(self.payload_ptr, <Py_ssize_t>self.payload_size)
 
     cpdef str get_payload_as_utf8_text(self):
@@ -1300,6 +1308,12 @@ cdef class WSProtocolCore:
         # whole data frames and stop before anything else, leaving it for the loop.
         bint _ext_parse
         bint _ext_stopped
+        # A large BINARY frame the reading thread receives straight into the bytes object
+        # it will be delivered as (no copy): the object, bytes in it so far, its mask key.
+        bytes _big
+        size_t _big_done
+        uint32_t _big_key
+        bint _big_masked
         # While the transport is over its high watermark, auto-pong answers only the latest
         # PING, on resume_writing (RFC 6455 §5.5.3): a peer that sends PINGs and never reads
         # cannot make us queue PONGs without bound.
@@ -2085,6 +2099,10 @@ cdef class WSProtocolCore:
             op = h.opcode
             payload = p + h.header_len
             is_text = self._validate_utf8 and (op == 1 or (op == 0 and self._msg_is_text))
+            if avail < total and self._ext_parse and op == 2 and h.payload_len >= EXT_BIG_MIN:
+                # The reading thread: the rest of this frame goes straight into its bytes.
+                self._ext_start_big(&h, payload, avail - h.header_len)
+                return
             if avail < total:
                 # Work on what has arrived of a data frame now: unmasking stays cache-hot and
                 # invalid UTF-8 fails the connection on the read that brought it (fail fast).
@@ -2215,6 +2233,9 @@ cdef class WSProtocolCore:
         need[0] = 0
         if self._state != OPEN:
             return NULL
+        if self._big is not None:
+            room[0] = need[0] = <size_t>PyBytes_GET_SIZE(self._big) - self._big_done
+            return PyBytes_AS_STRING(self._big) + self._big_done
         if self._rbuf == NULL:
             self._alloc_private(self._rinit)
             self._rstart = self._rend = self._rneed = 0
@@ -2249,7 +2270,12 @@ cdef class WSProtocolCore:
         self._ext_stopped = False
         self._ext_parse = True
         try:
-            self._updated(<Py_ssize_t>n)
+            if self._big is not None:
+                if self._auto_ping:
+                    self._last_data_time = femtows_monotonic()
+                self._ext_big_arrived(n)
+            else:
+                self._updated(<Py_ssize_t>n)
         finally:
             self._ext_parse = False
         if self._rstart == self._rend and self._rbuf != NULL:
@@ -2263,9 +2289,86 @@ cdef class WSProtocolCore:
                 self._rcap = 0
         return self._ext_stopped or self._state != OPEN
 
+    cdef int _ext_start_big(self, FrameHeader *h, char *payload, size_t have) except -1:
+        """The reading thread parsed the header of a large whole BINARY frame that has not all
+        arrived: move what has (``have`` payload bytes, unmasked) into the ``bytes`` it will be
+        delivered as; ``_ext_room`` points the next reads at the rest of it."""
+        cdef bytes big = PyBytes_FromStringAndSize(NULL, <Py_ssize_t>h.payload_len)
+        cdef char *dst = PyBytes_AS_STRING(big)
+        cdef size_t done = self._partial_done  # (the loop may have unmasked a part already)
+        self._partial_done = 0
+        self._big_masked = h.masked
+        self._big_key = femtows_load_u32(payload - 4) if h.masked else 0
+        memcpy(dst, payload, have)
+        if h.masked and have > done:
+            femtows_mask_inplace(<unsigned char *>dst + done, have - done,
+                                 femtows_rotate_key(self._big_key, done))
+        self._big = big
+        self._big_done = have
+        self._rstart = self._rend = self._rneed = 0
+        return 0
+
+    cdef int _ext_big_arrived(self, size_t n) except -1:
+        """``n`` more bytes of the large frame were read into it: unmask them; once it is
+        whole, deliver it (``get_payload_as_bytes`` returns the object itself)."""
+        cdef bytes big = self._big
+        cdef char *data = PyBytes_AS_STRING(big)
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(big)
+        cdef WSFrame frame = self._frame
+        if self._big_masked:
+            femtows_mask_inplace(<unsigned char *>data + self._big_done, n,
+                                 femtows_rotate_key(self._big_key, self._big_done))
+        self._big_done += n
+        if self._big_done < size:
+            return 0
+        self._big = None
+        self._big_done = 0
+        frame.payload_ptr = data
+        frame.payload_size = size
+        frame.msg_type = WSMsgType.BINARY
+        frame.fin = True
+        frame.rsv1 = frame.rsv2 = frame.rsv3 = False
+        frame.tail_size = 0
+        frame.last_in_buffer = True
+        frame._payload_owner = big
+        try:
+            self._deliver(frame)
+        finally:
+            frame._payload_owner = None
+        return 0
+
+    cdef int _ext_unbig(self) except -1:
+        """On the loop's thread, taking the socket back in the middle of a large frame: put
+        its header and what has arrived back in the read buffer (unmasked, as the loop's own
+        partial work leaves a frame: ``_partial_done``), for the loop's parser to go on."""
+        cdef bytes big = self._big
+        cdef size_t size = <size_t>PyBytes_GET_SIZE(big)
+        cdef size_t done = self._big_done
+        cdef char head[14]
+        cdef size_t hlen = _encode_header(head, 0x82, size, self._big_masked)
+        if self._big_masked:
+            femtows_store_u32(head + hlen, self._big_key)
+            hlen += 4
+        self._big = None
+        self._big_done = 0
+        if self._rbuf != NULL:
+            PyMem_Free(self._rbuf)
+        self._rbuf = NULL
+        self._alloc_private(hlen + size + 4096 + READ_SLACK)
+        memcpy(self._rbuf, head, hlen)
+        memcpy(self._rbuf + hlen, PyBytes_AS_STRING(big), done)
+        self._rstart = 0
+        self._rend = hlen + done
+        self._rneed = hlen + size
+        self._partial_done = done
+        self._partial_utf8 = FEMTOWS_UTF8_ACCEPT
+        return 0
+
     cdef int _ext_resume(self) except -1:
         """On the loop's thread, when reading comes back from another thread: parse what it
         left in the buffer (the frame it stopped at, and what followed)."""
+        if self._big is not None:
+            self._ext_unbig()
         if self._rbuf != NULL and self._rend > self._rstart and (
                 self._state == OPEN or self._state == FAILED or self._state == CLOSE_RECEIVED):
             self._process_frames()
