@@ -8,14 +8,12 @@ Plain (non-async) tests: every wait is bounded by a timeout; nothing sleeps to s
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import hashlib
 import signal
 import socket
 import threading
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import websockets.asyncio.server as ws_aserver
@@ -32,28 +30,18 @@ from femtows.websockets.exceptions import (
 from femtows.websockets.protocol import State
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import server as f_server
-
-WAIT = 10.0
-GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+from tests.websockets.sync_helpers import (
+    WAIT,
+    SignalPoker,
+    accept_upgrade,
+    recv_in_thread,
+    sync_server,
+)
 
 
 def echo(websocket: Any) -> None:
     for message in websocket:
         websocket.send(message)
-
-
-@contextlib.contextmanager
-def sync_server(module: Any, handler: Callable[[Any], None], **kwargs: Any) -> Iterator[str]:
-    """A threading-API server (femtows or websockets) serving in a thread; yields its URI."""
-    server = module.serve(handler, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/"
-    finally:
-        server.shutdown()
-        thread.join(WAIT)
-        assert not thread.is_alive()
 
 
 @contextlib.contextmanager
@@ -105,19 +93,7 @@ class RawPeer:
         sock, _ = self.listener.accept()
         sock.settimeout(WAIT)
         with sock:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += sock.recv(4096)
-            key = next(
-                line.split(b":", 1)[1].strip()
-                for line in head.split(b"\r\n")
-                if line.lower().startswith(b"sec-websocket-key:")
-            )
-            accept = base64.b64encode(hashlib.sha1(key + GUID.encode()).digest())
-            sock.sendall(
-                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
-            )
+            accept_upgrade(sock)
             if self.vanish:
                 return
             # Read (and ignore) until the client gives up and closes TCP.
@@ -287,7 +263,6 @@ def test_a_signal_interrupts_a_blocked_recv_and_no_message_is_lost() -> None:
     # of recv, and the connection goes on: the next recv gets the server's message.
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("signal handlers run in the main thread only")
-    main_id = threading.get_ident()
     interrupted = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -305,22 +280,10 @@ def test_a_signal_interrupts_a_blocked_recv_and_no_message_is_lost() -> None:
     try:
         with sync_server(f_server, handler) as uri, f_client.connect(uri) as ws:
 
-            def poke() -> None:
-                # Signal until the handler ran in recv; after WAIT give up and close the
-                # connection, so that a recv the signal cannot reach ends (and fails).
-                for _ in range(int(WAIT / 0.02)):
-                    if interrupted.wait(0.02):
-                        return
-                    signal.pthread_kill(main_id, signal.SIGUSR1)
-                ws.close()
-
-            poker = threading.Thread(target=poke)
-            poker.start()
-            try:
-                with pytest.raises(Interrupted):
-                    ws.recv()
-            finally:
-                poker.join(WAIT + 1)
+            # Signal until the handler ran in recv; after WAIT give up and close the
+            # connection, so that a recv the signal cannot reach ends (and fails).
+            with SignalPoker(interrupted, ws.close), pytest.raises(Interrupted):
+                ws.recv()
             ws.send("go")
             assert ws.recv(timeout=WAIT) == "after"
     finally:
@@ -339,18 +302,7 @@ def test_close_from_another_thread_wakes_recv() -> None:
 
     with sync_server(f_server, handler) as uri:
         ws = f_client.connect(uri, legacy=True)
-        entered = threading.Event()
-
-        def receive() -> None:
-            entered.set()
-            try:
-                ws.recv(timeout=WAIT)
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=receive)
-        thread.start()
-        assert entered.wait(WAIT)
+        thread = recv_in_thread(ws, outcome)
         # Until the receiving thread is blocked in recv, a second recv polls; afterwards it
         # is refused: that tells when the first thread is really waiting.
         while True:

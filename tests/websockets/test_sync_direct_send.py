@@ -10,8 +10,6 @@ Plain (non-async) tests: every wait is bounded by a timeout; nothing sleeps to s
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import socket
 import ssl
 import threading
@@ -22,9 +20,9 @@ import pytest
 
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import server as f_server
+from tests.websockets.sync_helpers import accept_upgrade
 
 WAIT = 10.0
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SIZES = [256, 8192, 102400, 1, 70000, 125, 126, 65535, 65536]
 
 
@@ -66,14 +64,7 @@ class FramePeer:
         self.listener.settimeout(WAIT)
         sock, _ = self.listener.accept()
         sock.settimeout(WAIT)
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += sock.recv(4096)
-        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                   if line.lower().startswith(b"sec-websocket-key:"))
-        accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+        accept_upgrade(sock)
         self.sock = sock
 
     def send(self, frame: bytes) -> None:

@@ -13,9 +13,7 @@ Plain (non-async) tests: every wait is bounded by a timeout; nothing sleeps to s
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
 import signal
 import socket
 import threading
@@ -30,9 +28,14 @@ from femtows.websockets.exceptions import ConnectionClosedError, ConnectionClose
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import connection as f_connection
 from femtows.websockets.sync import server as f_server
+from tests.websockets.sync_helpers import (
+    WAIT,
+    SignalPoker,
+    accept_upgrade,
+    recv_in_thread,
+    sync_server,
+)
 
-WAIT = 10.0
-GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 EXT_USER = 3
 
 
@@ -63,18 +66,9 @@ def hold_socket(ws: Any, mode: str) -> None:
     check_mode(ws, mode)
 
 
-@contextlib.contextmanager
-def websockets_server(handler: Callable[[Any], None], **kwargs: Any) -> Iterator[str]:
-    """websockets' threading server in a thread; yields its URI."""
-    server = ws_server.serve(handler, "127.0.0.1", 0, **kwargs)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield f"ws://127.0.0.1:{server.socket.getsockname()[1]}/"
-    finally:
-        server.shutdown()
-        thread.join(WAIT)
-        assert not thread.is_alive()
+def websockets_server(handler: Callable[[Any], None], **kwargs: Any) -> Any:
+    """websockets' threading server in a thread; a context manager yielding its URI."""
+    return sync_server(ws_server, handler, **kwargs)
 
 
 class ScriptPeer:
@@ -98,14 +92,7 @@ class ScriptPeer:
             sock, _ = self.listener.accept()
             sock.settimeout(WAIT)
             self.sock = sock
-            head = b""
-            while b"\r\n\r\n" not in head:
-                head += sock.recv(4096)
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(key + GUID).digest())
-            sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            accept_upgrade(sock)
             opcode, fin, payload = self.read_frame()
             self.send_frame(opcode, payload, fin)
             assert self.read_frame() == (1, True, b"ready")
@@ -352,18 +339,7 @@ def test_close_from_another_thread_wakes_recv(mode: str) -> None:
         ws.send("prime")
         assert ws.recv(timeout=WAIT) == "prime"
         hold_socket(ws, mode)
-        in_recv = threading.Event()
-
-        def receive() -> None:
-            in_recv.set()
-            try:
-                ws.recv(timeout=WAIT)
-            except BaseException as exc:
-                outcome.append(exc)
-
-        thread = threading.Thread(target=receive)
-        thread.start()
-        assert in_recv.wait(WAIT)
+        thread = recv_in_thread(ws, outcome)
         while not ws._recv_lock.locked():  # the other thread is in recv
             if not thread.is_alive():
                 break
@@ -406,7 +382,6 @@ def test_a_signal_interrupts_recv(mode: str) -> None:
     # thread in recv: the handler's exception comes out, and the connection goes on.
     if threading.current_thread() is not threading.main_thread():
         pytest.fail("signal handlers run in the main thread only")
-    main_id = threading.get_ident()
     interrupted = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -427,20 +402,8 @@ def test_a_signal_interrupts_recv(mode: str) -> None:
             assert ws.recv(timeout=WAIT) == "prime"
             hold_socket(ws, mode)
 
-            def poke() -> None:
-                for _ in range(int(WAIT / 0.02)):
-                    if interrupted.wait(0.02):
-                        return
-                    signal.pthread_kill(main_id, signal.SIGUSR1)
-                ws.close()
-
-            poker = threading.Thread(target=poke)
-            poker.start()
-            try:
-                with pytest.raises(Interrupted):
-                    ws.recv()
-            finally:
-                poker.join(WAIT + 1)
+            with SignalPoker(interrupted, ws.close), pytest.raises(Interrupted):
+                ws.recv()
             check_mode(ws, mode)  # interrupted while it held the socket
             ws.send("go")
             assert ws.recv(timeout=WAIT) == "after"
@@ -464,15 +427,8 @@ def femtows_server(handler: Callable[[Any], None]) -> Iterator[tuple[int, list[B
             errors.append(exc)
             raise
 
-    server = f_server.serve(guarded, "127.0.0.1", 0, compression=None, ping_interval=None)
-    thread = threading.Thread(target=server.serve_forever)
-    thread.start()
-    try:
-        yield server.socket.getsockname()[1], errors
-    finally:
-        server.shutdown()
-        thread.join(WAIT)
-        assert not thread.is_alive()
+    with sync_server(f_server, guarded, compression=None, ping_interval=None) as uri:
+        yield int(uri.rsplit(":", 1)[1].strip("/")), errors
 
 
 class RawClient:
