@@ -1,7 +1,7 @@
 """femtows.websockets.sync: a thread waiting in ``recv`` reads the socket itself.
 
-After the first send, a thread (client, or a server's handler) that finds no message in
-``recv`` asks the loop for the socket and then polls and parses it itself
+Once connected (a client) or after its first send (a server's handler), a thread that finds
+no message in ``recv`` asks the loop for the socket and then polls and parses it itself
 (``Engine._ext_recv``); any frame other than a whole TEXT/BINARY message, EOF, an error,
 ``close()``/``ping()`` or the loop's periodic check hands it back. Every behaviour test here
 runs in both modes (``ext``: that path; ``loop``: ``EXT_READS`` off, every read on the loop's
@@ -182,6 +182,20 @@ def test_messages_of_every_size_round_trip(mode: str) -> None:
                 hold_socket(ws, mode)
             ws.send(sized(index))
             assert ws.recv(timeout=WAIT) == sized(index)
+
+
+def test_a_client_that_never_sends(mode: str) -> None:
+    go = threading.Event()
+
+    def handler(ws: Any) -> None:
+        assert go.wait(WAIT)
+        for index in range(20):
+            ws.send(sized(index))
+
+    with websockets_server(handler, max_size=None) as uri, connect(uri, max_size=None) as ws:
+        hold_socket(ws, mode)  # without a send first
+        go.set()
+        assert [ws.recv(timeout=WAIT) for _ in range(20)] == [sized(i) for i in range(20)]
 
 
 def test_the_loop_answers_a_ping_that_arrives_while_recv_waits(mode: str) -> None:

@@ -170,7 +170,12 @@ class reconnect:
             if exc.errno is None or exc.strerror == os.strerror(exc.errno):
                 raise
             raise type(exc)(exc.errno, os.strerror(exc.errno)) from None
-        return self.create_connection(connection)
+        sync = self.create_connection(connection)
+        if sync._direct is None:
+            # Decide on direct sends and reads now (a server connection decides at its first
+            # send): a client that only receives reads its socket itself too.
+            _loop.call(sync._init_direct)
+        return sync
 
     def __enter__(self) -> ClientConnection:
         if hasattr(self, "connection"):

@@ -171,13 +171,15 @@ class Connection:
         self._scheduled = 0
         self._done = 0
         self._partial_sends = 0  # direct writes the kernel took only part of (tests)
-        # Direct sends: None until the first send decides, on the loop's thread.
+        # Direct sends (and reads): None until decided on the loop's thread, by a client's
+        # connect or at the first send.
         self._direct: Optional[bool] = None
         self._probe: Any = None
 
     def _init_direct(self) -> None:
-        # On the loop's thread, at the first send (the server side builds the connection
-        # before its handshake): may the user thread send directly from now on?
+        # On the loop's thread, at connect (client) or the first send (the server side
+        # builds the connection before its handshake): may the user thread send, and
+        # receive, directly from now on?
         conn = self._conn
         wst = conn._wst
         probe = _closing_probe(conn.transport)
