@@ -1304,7 +1304,7 @@ cdef class WSProtocolCore:
         bytes _request_bytes
         str _key
         bint _warned_backpressure
-        # Reading by another thread (femtows.websockets.sync, see _ext_feed): parse only plain
+        # Reading by another thread (femtows.websockets.sync, see _ext_commit): parse only plain
         # whole data frames and stop before anything else, leaving it for the loop.
         bint _ext_parse
         bint _ext_stopped
@@ -1652,7 +1652,7 @@ cdef class WSProtocolCore:
         self._shrink_timer = None
         if (self._state == DISCONNECTED or self._rbuf == NULL or self._using_shared
                 or self._transport is not None and self._transport._ext_reading):
-            return  # (another thread reads into this buffer now; _ext_feed trims it)
+            return  # (another thread reads into this buffer now; _ext_commit trims it)
         if self._rstart != self._rend:
             self._arm_shrink_timer()
             return

@@ -24,6 +24,7 @@ import pytest
 import websockets.sync.client as ws_client
 import websockets.sync.server as ws_server
 
+from femtows.websockets.asyncio._engine import EXT_READING
 from femtows.websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import connection as f_connection
@@ -36,8 +37,6 @@ from tests.websockets.sync_helpers import (
     sync_server,
 )
 
-EXT_USER = 3
-
 
 @pytest.fixture(params=["ext", "loop"])
 def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
@@ -49,7 +48,7 @@ def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
 def check_mode(ws: Any, mode: str) -> None:
     """The socket is this thread's in ``ext`` mode; never in ``loop`` mode."""
     if mode == "ext":
-        assert ws._conn._ext == EXT_USER
+        assert ws._conn._ext == EXT_READING
     else:
         assert ws._conn._ext == 0
 
@@ -61,7 +60,7 @@ def hold_socket(ws: Any, mode: str) -> None:
     for _ in range(int(WAIT / 0.01)):
         with pytest.raises(TimeoutError):
             ws.recv(timeout=0.01)
-        if mode == "loop" or ws._conn._ext == EXT_USER:
+        if mode == "loop" or ws._conn._ext == EXT_READING:
             break
     check_mode(ws, mode)
 

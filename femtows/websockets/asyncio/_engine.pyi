@@ -52,6 +52,7 @@ class Engine(WSListener):
     def _ext_release(self) -> None: ...
     def _ext_return(self) -> None: ...
 
+EXT_READING: int
 EXT_GRANTED: object
 EXT_TIMEOUT: object
 EXT_CHECK_INTERVAL: float

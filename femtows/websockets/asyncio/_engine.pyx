@@ -114,13 +114,15 @@ cdef enum:
 
 # Who reads the socket of a threading-API connection (see Engine._ext_recv).
 cdef enum:
-    EXT_OFF = 0         # the loop, always (asyncio API, TLS, server side, ...)
+    EXT_OFF = 0         # the loop, always (asyncio API, TLS, compression, debug logging)
     EXT_LOOP = 1        # the loop; a thread waiting in recv may ask for the socket
     EXT_GRANTING = 2    # asked: Engine._ext_grant is queued on the loop
     EXT_USER = 3        # the thread in recv reads it; the transport's reading is paused
     EXT_RETURNING = 4   # handed back: Engine._ext_return is queued on the loop
     EXT_DEAD = 5        # the connection is closed
 
+#: ``Engine._ext`` while the thread in recv holds the socket (for the sync layer and tests).
+EXT_READING = EXT_USER
 #: What a ``SyncWaiter`` gets when the loop has handed the socket to the waiting thread.
 EXT_GRANTED = object()
 #: What ``Engine._ext_recv`` returns when its timeout elapsed.
@@ -525,11 +527,12 @@ cdef class Engine(WSListener):
     # A thread blocked in the threading API's recv normally waits for the loop's thread to
     # read the reply and wake it: two threads, and context switches, per message. Instead the
     # loop can hand the socket to that thread (_ext_grant: the transport stops reading), which
-    # then polls it itself and parses what it reads with the core (WSTransport._ext_feed):
+    # then polls it itself and parses what it reads with the core (WSTransport._ext_room and
+    # _ext_commit):
     # plain whole data frames only. The first frame of any other kind (PING, PONG, CLOSE,
     # fragments, anything invalid), EOF or an error hands the socket back (_ext_return) with
     # that frame still buffered, and the loop handles it as if it had read it. The loop takes
-    # the socket back by itself when no thread is in recv at its periodic check (_ext_tick),
+    # the socket back by itself when no thread is in recv at its periodic check (_ExtTicker),
     # so PINGs and CLOSE from the peer are answered while the application does something else,
     # and at once when close() or ping() is called. It never reads while a thread is in
     # recv; it revokes (_ext_revoke + the wake pipe) and that thread hands the socket back.
@@ -766,7 +769,6 @@ cdef class Engine(WSListener):
 
 
 @cython.final
-@cython.final
 cdef class _ExtTicker:
     """One timer per event loop for every connection whose socket a thread holds: every
     EXT_CHECK_INTERVAL it asks each of them (``Engine._ext_check``) whether that thread is
@@ -817,6 +819,7 @@ cdef _ExtTicker _ext_ticker(loop):
     return ticker
 
 
+@cython.final
 cdef class SyncWaiter:
     """What a thread blocked in ``femtows.websockets.sync``'s ``recv`` waits on: the engine
     treats it as the receiving future (``done()`` / ``set_result()`` on the loop thread),

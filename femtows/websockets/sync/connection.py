@@ -73,6 +73,7 @@ from typing import Any, Optional, Type, Union
 from femtows._core.core import WSMsgType
 from femtows.websockets.asyncio._engine import (
     EXT_GRANTED,
+    EXT_READING,
     EXT_TIMEOUT,
     MAX_FRAGMENTS,
     SyncWaiter,
@@ -90,7 +91,7 @@ __all__ = ["Connection", "broadcast"]
 
 #: Bytes ``send`` may queue to the loop before it waits for them to be written.
 SEND_BUFFER = 2**20
-#: Whether a client thread waiting in ``recv`` may read the socket itself (see ``_next``);
+#: Whether a thread waiting in ``recv`` may read the socket itself (see ``_next``);
 #: False keeps every read on the loop's thread (tests compare both).
 EXT_READS = True
 
@@ -102,9 +103,6 @@ _CONTINUATION = WSMsgType.CONTINUATION
 _monotonic = time.monotonic
 # Direct sends rely on the GIL (free-threaded builds: the loop path only).
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)
-
-
-_EXT_USER = 3  # Engine._ext: this thread reads the socket itself
 
 
 def _send_one(sync: Connection, op: WSMsgType, data: Any) -> None:
@@ -191,7 +189,7 @@ class Connection:
         self._probe = probe
         self._direct = True
         if EXT_READS:
-            conn._ext_enable()  # client side: recv may read the socket itself (see _next)
+            conn._ext_enable()  # recv may read the socket itself (see _next)
 
     # -- attributes --------------------------------------------------------------------------
 
@@ -309,7 +307,7 @@ class Connection:
             )
         try:
             conn = self._conn
-            if conn._ext == _EXT_USER and timeout is None and decode is None:
+            if conn._ext == EXT_READING and timeout is None and decode is None:
                 # This thread holds the socket (see _next): the common case in one call.
                 entry = conn._ext_recv(-1.0)
                 if type(entry) is tuple:
@@ -328,7 +326,7 @@ class Connection:
         # A frame (op, fin, data), a whole message (fast), or False once the stream ended.
         conn = self._conn
         while True:
-            if conn._ext == _EXT_USER:
+            if conn._ext == EXT_READING:
                 # This thread holds the socket: read and parse it here (Engine._ext_recv).
                 remaining = -1.0 if deadline is None else deadline - _monotonic()
                 entry = conn._ext_recv(max(remaining, 0.0) if deadline is not None else -1.0)
