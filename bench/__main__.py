@@ -22,7 +22,16 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from bench import build, report
-from bench.harness import PY_ROWS, REPO, ROWS, WS_LIBS, Cell, Config, Runner, SliceResult
+from bench.harness import (
+    HANDSHAKE_ROWS,
+    PY_ROWS,
+    REPO,
+    ROWS,
+    Cell,
+    Config,
+    Runner,
+    SliceResult,
+)
 
 QUICK = {
     "loops": ["uvloop"],
@@ -362,7 +371,7 @@ def run_handshakes(
     slices: int,
 ) -> List[SliceResult]:
     """Server handshakes per second for each WebSocket row, interleaved per slice."""
-    libs = [r for r in WS_LIBS if r in rows]
+    libs = [r for r in HANDSHAKE_ROWS if r in rows]
     out: List[SliceResult] = []
     for tls in tls_values:
         for loop in loops[:1]:

@@ -35,6 +35,8 @@ WS_LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
     "websockets", "aiohttp",
 )
+#: Rows of the handshake table: the WebSocket servers and the floors (HandshakeFloorServer).
+HANDSHAKE_ROWS = (*WS_LIBS, "floor", "floor-afn")
 
 
 @dataclass(frozen=True)
@@ -297,8 +299,11 @@ class Runner:
         """One attempt of a handshake slice (Python server, native connect+upgrade+close)."""
         cpus = self.cfg.latency_cpus
         d = self.cfg.duration
+        server = self.pyside_cmd(row, "server", loop, tls, 0, 1, 0)
+        if row.startswith("floor"):
+            server.append("--handshake-floor")  # the floor rows answer handshakes, not echoes
         result, py_cpu, peer_cpu, others = self.run_pair(
-            self.pyside_cmd(row, "server", loop, tls, 0, 1, 0),
+            server,
             lambda p: self.native_driver_cmd("handshake", p, 0, 1, False, tls, d),
             cpus,
             cpus,

@@ -195,6 +195,41 @@ class FloorServer(asyncio.BufferedProtocol):
             FloorServer.view = memoryview(bytearray(0))
 
 
+class HandshakeFloorServer(asyncio.Protocol):
+    """Handshake floor: a server that does no WebSocket work at all (``--handshake-floor``).
+
+    It answers the first request head with a fixed 101 (the accept value of the native
+    client's fixed key, computed once here, not per connection), any later data that starts
+    with a CLOSE frame with a CLOSE, then closes. Nothing is parsed or validated, so no real
+    server on the same transports can cost less: the handshake table's lower bound.
+    """
+
+    response = (
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+    )
+
+    def __init__(self) -> None:
+        self.transport: Optional[asyncio.Transport] = None
+        self.head = b""
+        self.upgraded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        set_nodelay(transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        if not self.upgraded:
+            self.head += data
+            if b"\r\n\r\n" in self.head:
+                self.upgraded = True
+                self.transport.write(self.response)
+        elif data[:1] == b"\x88":
+            self.transport.write(b"\x88\x02\x03\xe8")
+            self.transport.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # Clients: each opens the connections, starts the echo loops and returns a progress function.
 
@@ -500,16 +535,17 @@ async def start_server(args: argparse.Namespace) -> int:
         return int(runner.addresses[0][1])
     loop = asyncio.get_running_loop()
     FloorServer.buffer_size = max(256 * 1024, args.size)
+    floor: Callable[[], asyncio.BaseProtocol] = (
+        HandshakeFloorServer if args.handshake_floor else FloorServer
+    )
     if args.lib == "floor-afn":
         import aiofastnet
 
         fserver = await aiofastnet.create_server(
-            loop, FloorServer, host, args.port, ssl=tls, backlog=backlog
+            loop, floor, host, args.port, ssl=tls, backlog=backlog
         )
     else:
-        fserver = await loop.create_server(
-            FloorServer, host, args.port, ssl=tls, backlog=backlog
-        )
+        fserver = await loop.create_server(floor, host, args.port, ssl=tls, backlog=backlog)
     return int(fserver.sockets[0].getsockname()[1])
 
 
@@ -557,6 +593,8 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=1.0)
     parser.add_argument("--warmup", type=float, default=0.3)
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--handshake-floor", action="store_true",
+                        help="floor rows: serve handshakes, not echoes (HandshakeFloorServer)")
     parser.add_argument("--cython-so", help="compiled echo_cython module (default: build it)")
     return parser.parse_args(argv)
 

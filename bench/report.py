@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from bench.harness import ROWS, WS_LIBS, Cell, SliceResult, fmt_size, median
+from bench.harness import HANDSHAKE_ROWS, ROWS, WS_LIBS, Cell, SliceResult, fmt_size, median
 
 COLOURS = {
     "femtows": "#1f77b4",
@@ -256,7 +256,9 @@ def extras_markdown(extras: Dict[str, Any]) -> List[str]:
             "## Server handshakes per second",
             "",
             "Native client, sequentially: connect, upgrade, CLOSE, wait for the server's "
-            "CLOSE and EOF. Server and client share one CPU.",
+            "CLOSE and EOF. Server and client share one CPU. floor / floor-afn: a server "
+            "that does no WebSocket work (a fixed 101, a CLOSE for a CLOSE) on the loop's / "
+            "aiofastnet's transports, the lower bound for any server on them.",
             "",
             "| server | loop | TLS | handshakes/s median | min–max | vs picows | CPU/1k |",
             "|---|---|---|---:|---:|---:|---:|",
@@ -265,7 +267,7 @@ def extras_markdown(extras: Dict[str, Any]) -> List[str]:
         for loop, tls in keys:
             per = {
                 r: Stat.of(r, [s for s in hs if s.row == r and s.loop == loop and s.tls == tls])
-                for r in WS_LIBS
+                for r in HANDSHAKE_ROWS
                 if any(s.row == r for s in hs)
             }
             for row, st in per.items():
