@@ -38,7 +38,7 @@ KEY = REPO / "tests" / "certs" / "key.pem"
 LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
     "websockets", "aiohttp", "floor", "floor-afn", "femtows-sync", "websockets-sync",
-    "uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto",
+    "uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto", "floor-task",
 )
 # The websockets asyncio API and its re-implementations: the same program on each.
 WEBSOCKETS_APIS = {
@@ -228,6 +228,51 @@ class HandshakeFloorServer(asyncio.Protocol):
         elif data[:1] == b"\x88":
             self.transport.write(b"\x88\x02\x03\xe8")
             self.transport.close()
+
+
+class TaskFloorServer(asyncio.Protocol):
+    """Raw echo through one asyncio task per connection (``floor-task``, server only).
+
+    ``data_received`` hands each chunk to the connection's task through a future; the task
+    writes it back. This is the least any ASGI WebSocket server pays per message beyond the
+    raw floor (an ASGI app is a coroutine that awaits ``receive()``), with no WebSocket or
+    ASGI work at all: the uvicorn rows' lower bound, before the framework's own cost
+    (bench/fastapi_cost.py).
+    """
+
+    def __init__(self) -> None:
+        self.transport: Optional[asyncio.Transport] = None
+        self.waiter: Optional[asyncio.Future[bytes]] = None
+        self.pending: List[bytes] = []
+        self.task: Optional[asyncio.Task[None]] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        set_nodelay(transport)
+        self.task = asyncio.get_running_loop().create_task(self.echo())
+
+    def data_received(self, data: bytes) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.waiter = None
+            waiter.set_result(data)
+        else:
+            self.pending.append(data)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def echo(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.pending:
+                data = self.pending.pop(0)
+            else:
+                self.waiter = loop.create_future()
+                data = await self.waiter
+            assert self.transport is not None
+            self.transport.write(data)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -536,7 +581,8 @@ async def start_server(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     FloorServer.buffer_size = max(256 * 1024, args.size)
     floor: Callable[[], asyncio.BaseProtocol] = (
-        HandshakeFloorServer if args.handshake_floor else FloorServer
+        HandshakeFloorServer if args.handshake_floor
+        else TaskFloorServer if args.lib == "floor-task" else FloorServer
     )
     if args.lib == "floor-afn":
         import aiofastnet

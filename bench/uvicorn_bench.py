@@ -3,7 +3,10 @@
 The same FastAPI echo endpoint (``receive_bytes`` -> ``send_bytes``) served by uvicorn with
 femtows (``femtows.uvicorn.FemtowsProtocol``), ``websockets-sansio`` and ``wsproto``; the
 native peer (bench/native/wspeer) is the load client, exactly as in bench/'s server-side cells:
-every connection sends a BINARY message, waits for the echo, sends again. Rows are interleaved
+every connection sends a BINARY message, waits for the echo, sends again. ``floor-task``
+(bench/pyside.py's ``TaskFloorServer``, raw TCP, no uvicorn) hands each message to one asyncio
+task per connection and writes it back: what any ASGI WebSocket server pays per message before
+the WebSocket layer and the framework (bench/fastapi_cost.py measures the latter). Rows are interleaved
 slice by slice in fresh processes, disturbed slices are re-run (bench/harness.py).
 
     python -m bench.uvicorn_bench                       # uvloop, 256 B and 8 KiB, 1 and 16 conns
@@ -27,8 +30,8 @@ from typing import Dict, List, Optional, Sequence
 from bench import build
 from bench.harness import Cell, Config, Runner, SliceResult, median
 
-ROWS = ("uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto")
-BUILTINS = ROWS[1:]
+ROWS = ("uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto", "floor-task")
+BUILTINS = ("uvicorn-websockets-sansio", "uvicorn-wsproto")
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
