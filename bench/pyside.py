@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import importlib.util
 import json
 import os
@@ -30,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Awaitable, Callable, List, Optional
+from typing import Any, Awaitable, Callable, Deque, List, Optional
 
 REPO = Path(__file__).resolve().parent.parent
 CERT = REPO / "tests" / "certs" / "cert.pem"
@@ -39,6 +40,7 @@ LIBS = (
     "femtows", "femtows-loop", "femtows-cython", "picows", "femtows-ws", "picows-ws",
     "websockets", "aiohttp", "floor", "floor-afn", "femtows-sync", "websockets-sync",
     "uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto", "floor-task",
+    "floor-asgi",
 )
 # The websockets asyncio API and its re-implementations: the same program on each.
 WEBSOCKETS_APIS = {
@@ -273,6 +275,62 @@ class TaskFloorServer(asyncio.Protocol):
                 data = await self.waiter
             assert self.transport is not None
             self.transport.write(data)
+
+
+class AsgiFloorServer(asyncio.Protocol):
+    """The uvicorn rows' FastAPI app on raw TCP (``floor-asgi``, server only): each chunk
+    received is one ``websocket.receive`` event, each ``websocket.send`` one write; no
+    HTTP upgrade, no framing, no masking. What remains is the ASGI app's own per-message cost,
+    its coroutine chain suspended and resumed once per message included: the least a uvicorn
+    WebSocket implementation can cost. (Its receive/send are plain Python coroutines; a
+    compiled implementation's can be a little cheaper.)
+    """
+
+    app: Any = None
+
+    def __init__(self) -> None:
+        self.transport: Optional[asyncio.Transport] = None
+        self.waiter: Optional[asyncio.Future[Any]] = None
+        self.queue: Deque[Any] = collections.deque([{"type": "websocket.connect"}])
+        self.task: Optional[asyncio.Task[None]] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        set_nodelay(transport)
+        scope = {
+            "type": "websocket", "asgi": {"version": "3.0", "spec_version": "2.4"},
+            "http_version": "1.1", "scheme": "ws", "path": "/", "raw_path": b"/",
+            "root_path": "", "query_string": b"", "headers": [], "subprotocols": [],
+            "client": transport.get_extra_info("peername"),
+            "server": transport.get_extra_info("sockname"), "state": {},
+        }
+        self.task = asyncio.get_running_loop().create_task(
+            self.app(scope, self.receive, self.send))
+
+    def data_received(self, data: bytes) -> None:
+        self.push({"type": "websocket.receive", "bytes": data})
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self.push({"type": "websocket.disconnect", "code": 1006})
+
+    def push(self, message: Any) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            self.waiter = None
+            waiter.set_result(message)
+        else:
+            self.queue.append(message)
+
+    async def receive(self) -> Any:
+        if self.queue:
+            return self.queue.popleft()
+        self.waiter = asyncio.get_running_loop().create_future()
+        return await self.waiter
+
+    async def send(self, message: Any) -> None:
+        if message["type"] == "websocket.send":
+            assert self.transport is not None
+            self.transport.write(message["bytes"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,8 +640,15 @@ async def start_server(args: argparse.Namespace) -> int:
     FloorServer.buffer_size = max(256 * 1024, args.size)
     floor: Callable[[], asyncio.BaseProtocol] = (
         HandshakeFloorServer if args.handshake_floor
-        else TaskFloorServer if args.lib == "floor-task" else FloorServer
+        else TaskFloorServer if args.lib == "floor-task"
+        else AsgiFloorServer if args.lib == "floor-asgi" else FloorServer
     )
+    if args.lib == "floor-asgi":
+        if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
+            sys.path.insert(0, str(REPO))
+        from bench.uvicorn_app import app as fastapi_app
+
+        AsgiFloorServer.app = fastapi_app
     if args.lib == "floor-afn":
         import aiofastnet
 

@@ -6,7 +6,10 @@ native peer (bench/native/wspeer) is the load client, exactly as in bench/'s ser
 every connection sends a BINARY message, waits for the echo, sends again. ``floor-task``
 (bench/pyside.py's ``TaskFloorServer``, raw TCP, no uvicorn) hands each message to one asyncio
 task per connection and writes it back: what any ASGI WebSocket server pays per message before
-the WebSocket layer and the framework (bench/fastapi_cost.py measures the latter). Rows are interleaved
+the WebSocket layer and the framework (bench/fastapi_cost.py measures the latter).
+``floor-asgi`` (``AsgiFloorServer``) runs the same FastAPI app on raw TCP, one chunk one
+message: the framework's whole per-message cost with no WebSocket work, the bound of the
+femtows row. Rows are interleaved
 slice by slice in fresh processes, disturbed slices are re-run (bench/harness.py).
 
     python -m bench.uvicorn_bench                       # uvloop, 256 B and 8 KiB, 1 and 16 conns
@@ -30,7 +33,8 @@ from typing import Dict, List, Optional, Sequence
 from bench import build
 from bench.harness import Cell, Config, Runner, SliceResult, median
 
-ROWS = ("uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto", "floor-task")
+ROWS = ("uvicorn-femtows", "uvicorn-websockets-sansio", "uvicorn-wsproto", "floor-task",
+        "floor-asgi")
 BUILTINS = ("uvicorn-websockets-sansio", "uvicorn-wsproto")
 
 
