@@ -245,7 +245,7 @@ class TaskFloorServer(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: Optional[asyncio.Transport] = None
         self.waiter: Optional[asyncio.Future[bytes]] = None
-        self.pending: List[bytes] = []
+        self.pending: Deque[bytes] = collections.deque()
         self.task: Optional[asyncio.Task[None]] = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -269,7 +269,7 @@ class TaskFloorServer(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         while True:
             if self.pending:
-                data = self.pending.pop(0)
+                data = self.pending.popleft()
             else:
                 self.waiter = loop.create_future()
                 data = await self.waiter
@@ -554,14 +554,21 @@ async def run_client(args: argparse.Namespace) -> None:
 # Servers
 
 
+def fastapi_echo_app() -> Any:
+    """The FastAPI echo app of the uvicorn rows (bench/uvicorn_app.py)."""
+    if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
+        sys.path.insert(0, str(REPO))
+    from bench.uvicorn_app import app
+
+    return app
+
+
 async def start_uvicorn_server(impl: str, tls: Optional[ssl.SSLContext], backlog: int) -> int:
     """A FastAPI echo endpoint on uvicorn with the WebSocket implementation ``impl`` (femtows,
     websockets-sansio, wsproto); returns the port (bench/uvicorn_bench.py)."""
     import uvicorn
 
-    if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
-        sys.path.insert(0, str(REPO))
-    from bench.uvicorn_app import app
+    app = fastapi_echo_app()
 
     ws: Any = impl
     if impl == "femtows":
@@ -644,11 +651,7 @@ async def start_server(args: argparse.Namespace) -> int:
         else AsgiFloorServer if args.lib == "floor-asgi" else FloorServer
     )
     if args.lib == "floor-asgi":
-        if str(REPO) not in sys.path:  # run as a script: bench/ is on the path, not the repo
-            sys.path.insert(0, str(REPO))
-        from bench.uvicorn_app import app as fastapi_app
-
-        AsgiFloorServer.app = fastapi_app
+        AsgiFloorServer.app = fastapi_echo_app()
     if args.lib == "floor-afn":
         import aiofastnet
 
