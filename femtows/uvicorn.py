@@ -388,7 +388,7 @@ class FemtowsProtocol(Engine, asyncio.Protocol):
             self.transport.resume_reading()
 
     def _forget(self) -> None:
-        self.connections.discard(self)
+        self.connections.discard(cast(Any, self))  # (typed as at add)
         if self._opened:
             self._opened = False
             self.logger.info("connection closed")
