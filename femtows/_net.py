@@ -15,14 +15,20 @@ server keeps it.
 from __future__ import annotations
 
 import asyncio
+import sys
 from types import ModuleType
 from typing import Any, Callable, Optional, Tuple
 
-__all__ = ["aiofastnet_module", "create_connection", "create_server"]
+__all__ = [
+    "aiofastnet_module", "create_connection", "create_server", "tls_server_takes_shutdown_timeout",
+]
 
 #: Whether ``use_aiofastnet=None`` puts plain-TCP servers on aiofastnet too (the tests' "afn"
 #: transport kind sets it, so that both transport layers stay covered on the server side).
 TCP_SERVERS_USE_AIOFASTNET = False
+
+#: asyncio's own ``create_server`` / ``create_connection`` take ``ssl_shutdown_timeout``.
+ASYNCIO_HAS_SSL_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 11)
 
 _aiofastnet: Optional[ModuleType]
 try:
@@ -80,3 +86,14 @@ async def create_server(
         server: asyncio.Server = await module.create_server(loop, protocol_factory, **kwargs)
         return server
     return await loop.create_server(protocol_factory, **kwargs)
+
+
+
+def tls_server_takes_shutdown_timeout(loop: asyncio.AbstractEventLoop, unix: bool) -> bool:
+    """Whether the TLS server that ``create_server`` makes with ``use_aiofastnet=None`` (or the
+    loop's ``create_unix_server``, ``unix``) accepts ``ssl_shutdown_timeout``: aiofastnet's and
+    uvloop's do on every Python, asyncio's own loop from Python 3.11 on (before, passing it is
+    a TypeError)."""
+    if ASYNCIO_HAS_SSL_SHUTDOWN_TIMEOUT or not isinstance(loop, asyncio.BaseEventLoop):
+        return True
+    return not unix and aiofastnet_module(None) is not None

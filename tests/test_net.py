@@ -6,6 +6,7 @@ choice really happens and that ``use_aiofastnet`` overrides it on both sides.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Optional
 
 import pytest
@@ -88,3 +89,18 @@ def test_aiofastnet_module_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     assert _net.aiofastnet_module(None) is None
     with pytest.raises(ImportError):
         _net.aiofastnet_module(True)
+
+
+async def test_tls_server_takes_shutdown_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """asyncio's own TLS servers take ssl_shutdown_timeout from Python 3.11 on; uvloop's and
+    aiofastnet's (not for Unix servers: those are the loop's) on every version."""
+    loop = asyncio.get_running_loop()
+    stdlib_loop = isinstance(loop, asyncio.BaseEventLoop)
+    monkeypatch.setattr(_net, "ASYNCIO_HAS_SSL_SHUTDOWN_TIMEOUT", True)
+    assert _net.tls_server_takes_shutdown_timeout(loop, unix=True)
+    monkeypatch.setattr(_net, "ASYNCIO_HAS_SSL_SHUTDOWN_TIMEOUT", False)
+    assert _net.tls_server_takes_shutdown_timeout(loop, unix=True) == (not stdlib_loop)
+    expected_tcp = not stdlib_loop or _net._aiofastnet is not None
+    assert _net.tls_server_takes_shutdown_timeout(loop, unix=False) == expected_tcp
+    monkeypatch.setattr(_net, "_aiofastnet", None)
+    assert _net.tls_server_takes_shutdown_timeout(loop, unix=False) == (not stdlib_loop)

@@ -41,8 +41,7 @@ class RunningServer:
         """Shut uvicorn down as on SIGTERM (graceful: open WebSockets get 1012) and wait."""
         self.server.should_exit = True
         try:
-            async with asyncio.timeout(STOP_TIMEOUT):
-                await asyncio.shield(self.task)
+            await asyncio.wait_for(asyncio.shield(self.task), STOP_TIMEOUT)
         except BaseException:
             self.task.cancel()
             raise

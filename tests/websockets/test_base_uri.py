@@ -7,8 +7,15 @@ import dataclasses
 from typing import Any, Callable
 
 import pytest
-import websockets.proxy as ref_proxy
-import websockets.uri as ref_uri
+
+from tests.websockets.reference import IS_REFERENCE
+
+if not IS_REFERENCE:
+    pytest.skip("compares with websockets 17.4's uri/proxy modules (Python 3.11+)",
+                allow_module_level=True)
+
+import websockets.proxy as ref_proxy  # noqa: E402
+import websockets.uri as ref_uri  # noqa: E402
 
 from femtows.websockets import proxy as proxy_module
 from femtows.websockets import uri

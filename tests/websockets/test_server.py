@@ -33,6 +33,7 @@ from femtows.websockets.http11 import SERVER, Request, Response
 from femtows.websockets.protocol import State
 from tests.conftest import TLSConfig
 from tests.utils import read_frame, read_until_eof
+from tests.websockets.reference import needs_reference
 from tests.websockets.server_helpers import port_of, raw_exchange, upgrade
 
 FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
@@ -145,6 +146,7 @@ async def test_handler_exception_closes_1011_and_logs(
     assert isinstance(records[0].exc_info[1], ZeroDivisionError)
 
 
+@needs_reference
 async def test_logs_like_websockets(caplog: pytest.LogCaptureFixture) -> None:
     """Same scenario on websockets' server and ours: the same INFO/ERROR records, in order."""
 
@@ -361,6 +363,7 @@ REFUSALS = [
 ]
 
 
+@needs_reference
 @pytest.mark.parametrize("request_bytes", REFUSALS)
 async def test_refusals_match_websockets(request_bytes: bytes) -> None:
     kwargs: dict[str, Any] = {
@@ -615,6 +618,30 @@ async def test_tls_handshake_timeout_defaults_to_open_timeout() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
         assert await read_until_eof(reader) == b""
         writer.close()
+
+
+async def test_tls_shutdown_timeout_is_close_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With TLS, close_timeout also bounds the TLS shutdown where the server call takes
+    ssl_shutdown_timeout; where it does not (asyncio's own transports before Python 3.11) the
+    server still starts, keeping asyncio's own."""
+    from femtows import _net
+
+    seen: list[dict[str, Any]] = []
+    real = _net.create_server
+
+    async def recording(use: Optional[bool], factory: Any, **kw: Any) -> asyncio.Server:
+        seen.append(kw)
+        return await real(use, factory, **kw)
+
+    monkeypatch.setattr(_net, "create_server", recording)
+    takes = _net.tls_server_takes_shutdown_timeout(asyncio.get_running_loop(), False)
+    async with running(echo, TLSConfig(True), close_timeout=1.5):
+        pass
+    assert seen[0].get("ssl_shutdown_timeout") == (1.5 if takes else None)
+    monkeypatch.setattr(_net, "tls_server_takes_shutdown_timeout", lambda loop, unix: False)
+    async with running(echo, TLSConfig(True), close_timeout=1.5):
+        pass
+    assert "ssl_shutdown_timeout" not in seen[1]
 
 
 async def test_keepalive_timeout_fails_with_1011() -> None:

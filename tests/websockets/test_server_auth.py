@@ -14,6 +14,7 @@ from websockets.exceptions import InvalidStatus
 
 from femtows.websockets.asyncio import client as f_client
 from femtows.websockets.asyncio.server import ServerConnection, basic_auth, serve
+from tests.websockets.reference import needs_reference
 from tests.websockets.server_helpers import RawResponse, port_of, raw_exchange, upgrade
 
 
@@ -39,6 +40,7 @@ CASES = [
 ]
 
 
+@needs_reference
 @pytest.mark.parametrize("extra", CASES)
 async def test_refusals_match_websockets(extra: str) -> None:
     def make() -> Any:

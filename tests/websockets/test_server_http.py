@@ -25,6 +25,7 @@ from femtows.websockets.asyncio import server as f_aserver
 from femtows.websockets.exceptions import InvalidStatus
 from femtows.websockets.sync import server as f_sserver
 from tests.utils import RAW_ACCEPT, RAW_TIMEOUT
+from tests.websockets.reference import needs_reference
 from tests.websockets.server_helpers import RawResponse, port_of, raw_exchange, upgrade
 
 FAILED = "Failed to open a WebSocket connection.\nSee server log for more information.\n"
@@ -145,6 +146,7 @@ def expected_status_line(path: str) -> str:
     return f"HTTP/1.1 {status} {reason}"
 
 
+@needs_reference
 @pytest.mark.parametrize("path", PATHS)
 async def test_asyncio_reason_phrase_matches_websockets(path: str) -> None:
     """The status line, headers and body are websockets' (Date and Server aside)."""
@@ -156,6 +158,7 @@ async def test_asyncio_reason_phrase_matches_websockets(path: str) -> None:
     assert actual.comparable() == expected.comparable()
 
 
+@needs_reference
 @pytest.mark.parametrize("path", PATHS)
 def test_sync_reason_phrase_matches_websockets(path: str) -> None:
     """The same through the threading servers of both libraries."""

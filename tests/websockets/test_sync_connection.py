@@ -30,6 +30,7 @@ from femtows.websockets.exceptions import (
 from femtows.websockets.protocol import State
 from femtows.websockets.sync import client as f_client
 from femtows.websockets.sync import server as f_server
+from tests.websockets.reference import needs_reference
 from tests.websockets.sync_helpers import (
     WAIT,
     SignalPoker,
@@ -220,6 +221,7 @@ def test_fragments_taken_before_a_timeout_are_put_back() -> None:
         ws.send("end")
 
 
+@needs_reference
 def test_open_timeout_compared_with_websockets() -> None:
     listener = socket.create_server(("127.0.0.1", 0))  # accepts TCP, never answers HTTP
     uri = f"ws://127.0.0.1:{listener.getsockname()[1]}/"
@@ -234,6 +236,7 @@ def test_open_timeout_compared_with_websockets() -> None:
         listener.close()
 
 
+@needs_reference
 def test_connect_errors_compared_with_websockets() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]

@@ -841,7 +841,6 @@ def serve(
         create_connection = ServerConnection
     if kwargs.get("ssl") is not None:
         kwargs.setdefault("ssl_handshake_timeout", open_timeout)
-        kwargs.setdefault("ssl_shutdown_timeout", close_timeout)
     unix = kwargs.pop("unix", False)
 
     def protocol_factory() -> _ServerCoreProtocol:
@@ -876,8 +875,13 @@ def serve(
         )
 
     async def create_server() -> asyncio.Server:
+        loop = asyncio.get_running_loop()
+        if (kwargs.get("ssl") is not None and "ssl_shutdown_timeout" not in kwargs
+                and _net.tls_server_takes_shutdown_timeout(loop, unix)):
+            # (asyncio's own TLS transports before Python 3.11 have no such parameter: their
+            # shutdown keeps asyncio's own timeout.)
+            kwargs["ssl_shutdown_timeout"] = close_timeout
         if unix:
-            loop = asyncio.get_running_loop()
             return await loop.create_unix_server(protocol_factory, **kwargs)
         server_kwargs: dict[str, Any] = {"host": host, "port": port, **kwargs}
         return await _net.create_server(None, protocol_factory, **server_kwargs)
