@@ -710,11 +710,31 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser.add_argument("--handshake-floor", action="store_true",
                         help="floor rows: serve handshakes, not echoes (HandshakeFloorServer)")
     parser.add_argument("--cython-so", help="compiled echo_cython module (default: build it)")
+    parser.add_argument("--femtows-from", metavar="DIR",
+                        help="import femtows from DIR (a checkout built in place with "
+                        "`python setup.py build_ext --inplace`), not the installed one: "
+                        "before/after comparisons in one run")
     return parser.parse_args(argv)
+
+
+def import_femtows_from(directory: str) -> None:
+    """Make ``import femtows`` load the package in ``directory``, ahead of an installed one
+    (an editable install's import hook included), and check that it did."""
+    if "femtows" in sys.modules:
+        raise RuntimeError("femtows is already imported")
+    sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in repr(f)]
+    sys.path.insert(0, os.path.abspath(directory))
+    import femtows
+
+    where = Path(femtows.__file__).resolve()
+    if not where.is_relative_to(Path(directory).resolve()):
+        raise RuntimeError(f"femtows came from {where}, not from {directory}")
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(argv)
+    if args.femtows_from:
+        import_femtows_from(args.femtows_from)
     raise_nofile_limit()
     if args.role == "client":
         run_on_loop(args.loop, lambda: run_client(args))

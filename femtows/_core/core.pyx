@@ -134,6 +134,8 @@ cdef extern from *:
 DEF READ_SLACK = 64
 # A BINARY frame the reading thread of femtows.websockets.sync receives straight into its bytes.
 DEF EXT_BIG_MIN = 65536
+# The longest frame header: 2 bytes, a 64-bit length, a mask key.
+DEF MAX_HEADER_LEN = 14
 DEF MIN_READ_BUFFER = 2048
 # A read buffer grown for a large frame goes back to its initial size once it has been empty
 # for this long (seconds): memory follows the data in flight, and a connection busy with
@@ -1314,6 +1316,10 @@ cdef class WSProtocolCore:
         size_t _big_done
         uint32_t _big_key
         bint _big_masked
+        # The last frame the reading thread took was a large one: its next read from an empty
+        # buffer takes only a header's worth, so that a next large frame goes into its bytes
+        # whole instead of being copied there from the read buffer.
+        bint _ext_after_big
         # While the transport is over its high watermark, auto-pong answers only the latest
         # PING, on resume_writing (RFC 6455 §5.5.3): a peer that sends PINGs and never reads
         # cannot make us queue PONGs without bound.
@@ -2178,6 +2184,10 @@ cdef class WSProtocolCore:
                 self._partial_done = <size_t>h.payload_len
                 self._ext_stopped = True
                 return
+            if self._ext_parse and h.payload_len >= EXT_BIG_MIN:
+                # (A large frame that was all in the buffer is copied out of it: the next
+                # one should be received into its bytes instead, see _ext_room.)
+                self._ext_after_big = True
             self._rstart += total
             frame.payload_ptr = payload
             frame.payload_size = <size_t>h.payload_len
@@ -2254,6 +2264,10 @@ cdef class WSProtocolCore:
         room[0] = usable - self._rend
         if self._rneed > self._rend:
             need[0] = self._rneed - self._rend
+        elif self._ext_after_big and self._rend == self._rstart:
+            self._ext_after_big = False
+            if room[0] > MAX_HEADER_LEN:
+                room[0] = MAX_HEADER_LEN
         return self._rbuf + self._rend
 
     cdef bint _ext_commit(self, size_t n) except -1:
@@ -2323,6 +2337,7 @@ cdef class WSProtocolCore:
             return 0
         self._big = None
         self._big_done = 0
+        self._ext_after_big = True
         frame.payload_ptr = data
         frame.payload_size = size
         frame.msg_type = WSMsgType.BINARY

@@ -24,6 +24,7 @@ import pytest
 import websockets.sync.client as ws_client
 import websockets.sync.server as ws_server
 
+from femtows.websockets.asyncio import _engine
 from femtows.websockets.asyncio._engine import EXT_READING
 from femtows.websockets.exceptions import ConnectionClosedError, ConnectionClosedOK
 from femtows.websockets.sync import client as f_client
@@ -37,12 +38,23 @@ from tests.websockets.sync_helpers import (
     sync_server,
 )
 
+# How the reading thread waits (Engine._ext_recv): ``ext`` as each connection's history of
+# waits says (the default); ``ext-recv-first`` always recv() before poll(); ``ext-poll-first``
+# always poll() first. The last two pin each order down, whatever the timing.
+READ_ORDERS = {"ext": -1, "ext-recv-first": 1, "ext-poll-first": 0}
 
-@pytest.fixture(params=["ext", "loop"])
-def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+
+@pytest.fixture(params=[*READ_ORDERS, "loop"])
+def mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "loop":
         monkeypatch.setattr(f_connection, "EXT_READS", False)
-    return str(request.param)
+        yield "loop"
+        return
+    _engine._set_ext_read_first(READ_ORDERS[request.param])
+    try:
+        yield "ext"
+    finally:
+        _engine._set_ext_read_first(-1)
 
 
 def check_mode(ws: Any, mode: str) -> None:
@@ -126,8 +138,9 @@ class ScriptPeer:
                 raise EOFError("the client closed TCP")
             self.buffer += data
 
-    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
-        assert self.sock is not None
+    @staticmethod
+    def frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+        """An unmasked frame, as a server sends them."""
         n = len(payload)
         if n < 126:
             head = bytes([0x80 * fin | opcode, n])
@@ -135,7 +148,11 @@ class ScriptPeer:
             head = bytes([0x80 * fin | opcode, 126]) + n.to_bytes(2, "big")
         else:
             head = bytes([0x80 * fin | opcode, 127]) + n.to_bytes(8, "big")
-        self.sock.sendall(head + payload)
+        return head + payload
+
+    def send_frame(self, opcode: int, payload: bytes, fin: bool = True) -> None:
+        assert self.sock is not None
+        self.sock.sendall(self.frame(opcode, payload, fin))
 
     def answer_close(self) -> bytes:
         """Read up to the client's CLOSE, answer it, return its payload."""
@@ -265,6 +282,40 @@ def test_fragments_and_control_frames_between_messages(mode: str) -> None:
         assert ws.recv(timeout=WAIT) == "twö"
     peer.join()
     assert pongs == [b"p1", b"p2"]
+
+
+def test_large_frames_with_other_frames_right_behind(mode: str) -> None:
+    # A large BINARY frame is received into its own bytes; the read after it takes only a
+    # header's worth (femtows/_core: _ext_after_big). Whatever follows in the same TCP write
+    # (small frames, more large ones, a PING, fragments) must come out intact and in order.
+    big = [bytes([i]) * size for i, size in enumerate((65536, 70000, 300000, 1 << 20))]
+    pongs: list[bytes] = []
+
+    def script(peer: ScriptPeer) -> None:
+        assert peer.sock is not None
+        f = peer.frame
+        peer.sock.sendall(
+            f(2, big[0]) + f(1, b"small") + f(2, big[1]) + f(2, big[2]) + f(9, b"p")
+            + f(2, big[3]) + f(2, b"x" * 20, fin=False) + f(0, big[1]) + f(2, big[0])
+            + f(2, b"") + f(2, big[1])
+        )
+        opcode, _, payload = peer.read_frame()
+        assert opcode == 10
+        pongs.append(payload)
+        peer.answer_close()
+
+    peer = ScriptPeer(script)
+    with connect(peer.uri, max_size=None) as ws:
+        ws.send("prime")
+        assert ws.recv(timeout=WAIT) == "prime"
+        hold_socket(ws, mode)
+        ws.send("ready")
+        expected = [big[0], "small", big[1], big[2], big[3], b"x" * 20 + big[1], big[0], b"",
+                    big[1]]
+        for message in expected:
+            assert ws.recv(timeout=WAIT) == message
+    peer.join()
+    assert pongs == [b"p"]
 
 
 # -- failures come out as they do on the loop's path -------------------------------------------

@@ -57,6 +57,8 @@ EXT_GRANTED: object
 EXT_TIMEOUT: object
 EXT_CHECK_INTERVAL: float
 
+def _set_ext_read_first(policy: int) -> None: ...
+
 class SyncWaiter:
     result: Any
     def done(self) -> bool: ...

@@ -46,20 +46,31 @@ cdef extern from *:
     #include <unistd.h>
     #include <sys/types.h>
     #include <sys/socket.h>
+    #include <time.h>
+    static long long femtows_ext_now_ns(void) {
+        struct timespec t;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+    }
     /* Wait until `fd` or `wake` is readable: 1 fd (data, EOF or an error: recv() says
      * which), 2 woken, 0 timed out, -1 interrupted (EINTR) or failed. `lowat` > 1: the rest
      * of a frame that is arriving; the socket's SO_RCVLOWAT makes poll() wait for all of it
      * (one wake-up instead of one per segment; EOF and errors still wake it), and is set back
-     * to 1 before returning, as the loop's transport expects it. */
-    static int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat) {
+     * to 1 before returning, as the loop's transport expects it. `*quick`: poll() returned
+     * within `quick_ns`, too soon to have slept: what it waited for was already there. */
+    static int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat, long long quick_ns,
+                                int *quick) {
         struct pollfd p[2];
         int r, one = 1;
+        long long t0;
         if (lowat > 1 &&
                 setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) != 0)
             lowat = 0;
         p[0].fd = fd; p[0].events = POLLIN; p[0].revents = 0;
         p[1].fd = wake; p[1].events = POLLIN; p[1].revents = 0;
+        t0 = femtows_ext_now_ns();
         r = poll(p, 2, timeout_ms);
+        *quick = femtows_ext_now_ns() - t0 < quick_ns;
         if (lowat > 1)
             (void)setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof(one));
         if (r < 0) return -1;
@@ -84,7 +95,9 @@ cdef extern from *:
         (void)r;
     }
     """
-    int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat) nogil
+    int femtows_ext_wait(int fd, int wake, int timeout_ms, int lowat, long long quick_ns,
+                         int *quick) nogil
+    int __builtin_popcount(unsigned int x) nogil
     Py_ssize_t femtows_ext_recv(int fd, char *buf, size_t n) nogil
     void femtows_ext_drain(int fd) nogil
     void femtows_ext_wake(int fd) nogil
@@ -111,6 +124,28 @@ cdef enum:
 cdef enum:
     EXT_LOWAT_MIN = 16384
     EXT_LOWAT_MAX = 1048576
+
+# The thread reading the socket recv()s first and poll()s only when nothing was there (a reply
+# that arrived while it was sending, the rest of a frame already in the socket): one syscall
+# instead of poll() + recv() (and the SO_RCVLOWAT pair). Whether that pays depends on the
+# peer, so each connection keeps, for each kind of wait (start of a message, rest of a frame),
+# the last 8 outcomes as bits: data was there (the recv() found it, or poll() returned within
+# EXT_QUICK_NS, too soon to have slept). It tries first while at least EXT_TRY_MIN of them
+# were: a try that finds nothing costs one recv(), one that finds data saves a poll().
+cdef enum:
+    EXT_TRY_MIN = 4
+    EXT_QUICK_NS = 2000
+
+cdef int _ext_read_first = -1          # -1: as the history says; 0: never; 1: always
+
+
+def _set_ext_read_first(int policy):
+    """For tests: whether a reading thread recv()s before it polls: -1 as each connection's
+    history says (the default), 0 never, 1 always."""
+    global _ext_read_first
+    if policy not in (-1, 0, 1):
+        raise ValueError(f"policy must be -1, 0 or 1, not {policy}")
+    _ext_read_first = policy
 
 # Who reads the socket of a threading-API connection (see Engine._ext_recv).
 cdef enum:
@@ -184,6 +219,7 @@ cdef class Engine(WSListener):
     cdef int _ext_fd                    # dup of the socket's fd, used only by that thread
     cdef int _wake_r                    # pipe that wakes it (revocation, connection lost)
     cdef int _wake_w
+    cdef unsigned int _ext_seen[2]      # the last 8 waits of each kind: 1 where data was there
     cdef public bint _rx_open                  # a fragmented message is being received
     cdef Py_ssize_t _rx_size            # its size so far
     cdef public long long _max_message  # -1: no limit
@@ -210,6 +246,7 @@ cdef class Engine(WSListener):
         self._ext_fd = -1
         self._wake_r = -1
         self._wake_w = -1
+        self._ext_seen[0] = self._ext_seen[1] = 0xFF
 
     def __dealloc__(self):
         self._ext_close_fds()
@@ -594,7 +631,9 @@ cdef class Engine(WSListener):
         cdef object owner               # keeps the read buffer's owner alive during recv()
         cdef char *buf
         cdef size_t room, need
-        cdef int fd, wake, lowat
+        cdef int fd, wake, lowat, quick, kind
+        cdef unsigned int seen
+        cdef bint tried
         if self._ext != EXT_USER:
             return None
         self._in_recv = True
@@ -622,22 +661,36 @@ cdef class Engine(WSListener):
                 if buf == NULL:
                     self._ext_handback()
                     continue
-                # The rest of a large frame: wake up once it has all arrived.
-                lowat = <int>min(need, EXT_LOWAT_MAX) if need >= EXT_LOWAT_MIN else 0
-                with nogil:
-                    r = femtows_ext_wait(fd, wake, ms, lowat)
-                if r == 0:
-                    return _EXT_TIMEOUT
-                if r < 0:
-                    PyErr_CheckSignals()  # EINTR: run the handlers (Ctrl-C raises here)
-                    continue
-                if r == 2 or self._ext != EXT_USER:
-                    self._ext_revoke = True
-                    continue
                 # The kernel copies straight into the core's read buffer: nothing on the loop's
                 # thread moves or frees it while _ext_reading (see WSTransport._ext_room).
-                with nogil:
-                    n = femtows_ext_recv(fd, buf, room)
+                kind = need > 0
+                seen = self._ext_seen[kind]
+                if _ext_read_first < 0:
+                    tried = __builtin_popcount(seen) >= EXT_TRY_MIN
+                else:
+                    tried = _ext_read_first
+                n = -2
+                if tried:
+                    with nogil:
+                        n = femtows_ext_recv(fd, buf, room)
+                    self._ext_seen[kind] = ((seen << 1) | (n != -2)) & 0xFF
+                if n == -2:
+                    # The rest of a large frame: wake up once it has all arrived.
+                    lowat = <int>min(need, EXT_LOWAT_MAX) if need >= EXT_LOWAT_MIN else 0
+                    with nogil:
+                        r = femtows_ext_wait(fd, wake, ms, lowat, EXT_QUICK_NS, &quick)
+                    if r == 0:
+                        return _EXT_TIMEOUT
+                    if r < 0:
+                        PyErr_CheckSignals()  # EINTR: run the handlers (Ctrl-C raises here)
+                        continue
+                    if r == 2 or self._ext != EXT_USER:
+                        self._ext_revoke = True
+                        continue
+                    if not tried:
+                        self._ext_seen[kind] = ((seen << 1) | (quick != 0)) & 0xFF
+                    with nogil:
+                        n = femtows_ext_recv(fd, buf, room)
                 if self._ext != EXT_USER:
                     return None                 # the connection was lost meanwhile
                 if n == -2:
