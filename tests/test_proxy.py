@@ -15,6 +15,7 @@ import base64
 import pickle
 import socket
 import ssl
+import sys
 import types
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Optional
@@ -64,6 +65,13 @@ async def test_real_proxy_echo(proxy_servers: ProxyServers, tls: Any, kind: str)
     if kind == "https":
         kwargs["proxy_ssl_context"] = trusting_context()
     async with server:
+        if (kind == "https" and tls.enabled and sys.version_info < (3, 11)
+                and isinstance(asyncio.get_running_loop(), asyncio.BaseEventLoop)):
+            # TLS inside TLS: asyncio's start_tls over a TLS transport arrived in 3.11.
+            with pytest.raises(NotImplementedError, match="TLS inside TLS"):
+                await femtows.ws_connect(
+                    RecordingListener, url, proxy=real_proxy_url(info, kind), **kwargs)
+            return
         peers: list[Any] = []
         transport, client = await femtows.ws_connect(
             RecordingListener, url, proxy=real_proxy_url(info, kind), **kwargs

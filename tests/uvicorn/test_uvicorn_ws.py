@@ -30,8 +30,14 @@ from clients import BROWSERS, CLIENTS, PEER_CLIENTS, Connect, Rejected  # noqa: 
 from serve import WS_IMPLS, serve_uvicorn  # noqa: E402
 
 from tests.utils import encode_frame  # noqa: E402
+from tests.websockets.reference import needs_reference  # noqa: E402
 
-IMPLS = list(WS_IMPLS)
+# uvicorn's own implementations are the reference these tests hold femtows to, as they behave
+# with the stack the suite targets (websockets 17.4, Python 3.11+, the newest uvicorn). Older
+# Pythons get older uvicorn/websockets/wsproto releases that differ in details (subprotocol
+# lists, size limits, keepalive): there only femtows's implementation runs.
+IMPLS = [impl if impl == "femtows" else pytest.param(impl, marks=needs_reference)
+         for impl in WS_IMPLS]
 APP_NAMES = list(APPS)
 CLIENT_NAMES = [*CLIENTS, *PEER_CLIENTS]
 # Clients that can write arbitrary bytes and drop TCP (not a browser).
