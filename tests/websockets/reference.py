@@ -17,8 +17,12 @@ REFERENCE = tuple(int(part) for part in websockets.version.version.split(".")[:2
 #: Whether the installed websockets is the one femtows.websockets mirrors.
 IS_REFERENCE = REFERENCE >= (17, 4)
 
-needs_reference = pytest.mark.skipif(
-    not IS_REFERENCE,
-    reason=f"compares with websockets 17.4 (Python 3.11+); installed: "
-    f"{websockets.version.version}",
-)
+REASON = f"compares with websockets 17.4 (Python 3.11+); installed: {websockets.version.version}"
+
+needs_reference = pytest.mark.skipif(not IS_REFERENCE, reason=REASON)
+
+
+def require_reference() -> None:
+    """``needs_reference`` for one combination of stacked parameters, where no mark reaches."""
+    if not IS_REFERENCE:
+        pytest.skip(REASON)

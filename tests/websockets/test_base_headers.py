@@ -10,6 +10,7 @@ import websockets.headers as ref
 
 from femtows.websockets import exceptions as exc
 from femtows.websockets import headers
+from tests.websockets.reference import needs_reference
 
 
 def _outcome(call: Callable[[], Any]) -> Any:
@@ -123,7 +124,8 @@ AUTHORIZATIONS = [
     "Basic dXNlcjpwYXNz extra",
     "Basic dXNlcg==",
     "Basic ===",
-    "Basic dXNlcjpw/w==",
+    # Older websockets refuse non-UTF-8 credentials instead of surrogate-escaping them.
+    pytest.param("Basic dXNlcjpw/w==", marks=needs_reference),
     "Basic !",
     "",
 ]
@@ -137,7 +139,13 @@ def test_parse_authorization_basic(value: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "user, password", [("user", "pass"), ("ü", "p:w"), ("", ""), ("a", "\udcff")]
+    "user, password", [
+        ("user", "pass"),
+        ("ü", "p:w"),
+        ("", ""),
+        # Older websockets can't encode surrogates.
+        pytest.param("a", "\udcff", marks=needs_reference),
+    ],
 )
 def test_build_authorization_basic_round_trip(user: str, password: str) -> None:
     built = headers.build_authorization_basic(user, password)

@@ -24,6 +24,7 @@ import femtows.websockets._sansio as _sansio
 import femtows.websockets.client as fclient
 import femtows.websockets.server as fserver
 import femtows.websockets.uri as furi
+from tests.websockets.reference import needs_reference
 
 KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 MASK = b"\x37\xfa\x21\x3d"
@@ -252,6 +253,7 @@ def _serve(lib: Any, name: str, chunks: List[bytes]) -> Any:
     return out
 
 
+@needs_reference  # older websockets: no Request.method/.protocol, other refusals
 @pytest.mark.parametrize("name", sorted(REQUESTS))
 def test_server_handshake_like_websockets(name: str) -> None:
     stream = REQUESTS[name]

@@ -87,9 +87,13 @@ def run(coro: Coroutine[Any, Any, T], timeout: Optional[float] = None) -> T:
     future = asyncio.run_coroutine_threadsafe(coro, get_loop())
     try:
         return future.result(timeout)
-    except concurrent.futures.TimeoutError:
+    except concurrent.futures.TimeoutError as exc:
         future.cancel()
-        raise
+        if isinstance(exc, TimeoutError):
+            raise
+        # Before 3.11 concurrent.futures.TimeoutError is not the builtin TimeoutError, which
+        # is what callers (wait_closed(timeout)) catch and what websockets.sync raises.
+        raise TimeoutError(*exc.args) from None
 
 
 def call(function: Callable[..., T], *args: Any) -> T:
