@@ -88,7 +88,6 @@ async def create_server(
     return await loop.create_server(protocol_factory, **kwargs)
 
 
-
 def tls_server_takes_shutdown_timeout(loop: asyncio.AbstractEventLoop, unix: bool) -> bool:
     """Whether the TLS server that ``create_server`` makes with ``use_aiofastnet=None`` (or the
     loop's ``create_unix_server``, ``unix``) accepts ``ssl_shutdown_timeout``: aiofastnet's and

@@ -2184,10 +2184,6 @@ cdef class WSProtocolCore:
                 self._partial_done = <size_t>h.payload_len
                 self._ext_stopped = True
                 return
-            if self._ext_parse and h.payload_len >= EXT_BIG_MIN:
-                # (A large frame that was all in the buffer is copied out of it: the next
-                # one should be received into its bytes instead, see _ext_room.)
-                self._ext_after_big = True
             self._rstart += total
             frame.payload_ptr = payload
             frame.payload_size = <size_t>h.payload_len
@@ -2301,6 +2297,11 @@ cdef class WSProtocolCore:
                 PyMem_Free(self._rbuf)
                 self._rbuf = NULL
                 self._rcap = 0
+            elif self._rcap > self._rinit and n >= EXT_BIG_MIN:
+                # A grown buffer took a large frame whole, to be copied out of it: the next
+                # read is header-sized (_ext_room), so that a next large frame is received
+                # into its bytes instead, and the buffer shrinks on that small read.
+                self._ext_after_big = True
         return self._ext_stopped or self._state != OPEN
 
     cdef int _ext_start_big(self, FrameHeader *h, char *payload, size_t have) except -1:
